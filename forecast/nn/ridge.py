@@ -1,0 +1,189 @@
+"""Batched ridge regression as a differentiable layer.
+
+For every batch element ``b`` the layer solves
+
+    w_b = argmin_w ||x_b w - y_b||_F^2 + lam_b ||w||_F^2,   i.e.   (x_bᵀ x_b + lam_b I) w_b = x_bᵀ y_b,
+
+with a Cholesky factorisation computed once in the forward pass and reused by the backward pass, which
+applies the implicit-function theorem to the optimality condition instead of unrolling any solver.
+
+Shapes: x ``(B, n, p)`` (n rows, p features), y ``(B, n, h)`` (h targets), lam ``()`` or ``(B,)``,
+w ``(B, p, h)``.
+
+When ``n < p`` the *dual* (Woodbury) form is used, ``w = xᵀ (x xᵀ + lam I_n)^{-1} y``, so the cost is an
+``n × n`` factorisation; otherwise the *primal* ``p × p`` system is factorised.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.nn import functional as F
+
+
+def _factorise(gram: Tensor, lam: Tensor) -> Tensor:
+    """Cholesky factor of ``gram + lam I`` for a batch ``(B, k, k)``; raises a clear error on failure.
+
+    ``gram`` is a fresh tensor owned by the caller and is overwritten.
+    """
+    gram.diagonal(dim1=-2, dim2=-1).add_(lam[:, None])  # + lam I without materialising I
+    factor, info = torch.linalg.cholesky_ex(gram)
+    if bool(info.any()):
+        bad = int(torch.nonzero(info)[0, 0])
+        raise ValueError(
+            f"ridge_solve: Cholesky factorisation failed for batch element {bad} "
+            f"(lam={float(lam[bad]):.3g} is too small for the conditioning of this system); use a larger lam"
+        )
+    return factor
+
+
+class _RidgeSolve(torch.autograd.Function):
+    """Ridge solve with implicit gradients; see :func:`ridge_solve` for the contract."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, x: Tensor, y: Tensor, lam: Tensor, lam_is_scalar: bool) -> Tensor:
+        lam_b = lam.expand(x.shape[0]) if lam_is_scalar else lam  # (B,)
+        n, p = x.shape[-2], x.shape[-1]
+        dual = n < p
+        xt = x.transpose(-1, -2)  # (B, p, n)
+        if dual:
+            factor = _factorise(x @ xt, lam_b)  # (B, n, n) chol of x xᵀ + lam I
+            alpha = torch.cholesky_solve(y, factor)  # (B, n, h)
+            # (alphaᵀ x)ᵀ, not xᵀ alpha: the same numbers, and MKL's small batched GEMM is ~2x faster this way round
+            w = (alpha.transpose(-1, -2) @ x).transpose(-1, -2)  # (B, p, h)
+            ctx.save_for_backward(x, factor, alpha, w)
+        else:
+            factor = _factorise(xt @ x, lam_b)  # (B, p, p) chol of xᵀx + lam I
+            w = torch.cholesky_solve(xt @ y, factor)  # (B, p, h)
+            ctx.save_for_backward(x, y - x @ w, factor, w)
+        ctx.dual = dual
+        ctx.lam_is_scalar = lam_is_scalar
+        return w
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad_w: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
+        # Implicit differentiation of (xᵀx + lam I) w = xᵀy.  With v = (xᵀx + lam I)^{-1} grad_w:
+        #   dL/dy = x v,   dL/dx = (y - x w) vᵀ - x v wᵀ,   dL/dlam = -<v, w>.
+        # An upstream gradient is often a stride-0 broadcast (from .sum()); batched products on it are ~4x slower.
+        grad_w = grad_w.contiguous()
+        if ctx.dual:
+            x, factor, alpha, w = ctx.saved_tensors
+            # Woodbury: x v = (x xᵀ + lam I)^{-1} x grad_w =: beta, and y - x w = lam alpha, so the formulas
+            # above become division-free in terms of the n × n factor.
+            beta = torch.cholesky_solve(x @ grad_w, factor)  # (B, n, h) = x v
+            grad_y = beta
+            # dL/dx = alpha (grad_wᵀ - betaᵀ x) - beta alphaᵀ x  (using wᵀ = alphaᵀ x), as two products
+            h = alpha.shape[-1]
+            projected = torch.cat([beta, alpha], dim=-1).transpose(-1, -2) @ x  # (B, 2h, p) = [betaᵀx; alphaᵀx]
+            right = torch.cat([grad_w.transpose(-1, -2) - projected[:, :h], -projected[:, h:]], dim=1)  # (B, 2h, p)
+            grad_x = torch.cat([alpha, beta], dim=-1) @ right  # (B, n, p)
+            grad_lam = -(beta * alpha).sum(dim=(-2, -1))  # (B,) = -<x v, alpha> = -<v, w>
+        else:
+            x, residual, factor, w = ctx.saved_tensors
+            v = torch.cholesky_solve(grad_w, factor)  # (B, p, h)
+            xv = x @ v  # (B, n, h)
+            grad_y = xv
+            # dL/dx = r vᵀ - x v wᵀ = [r, -x v] [v, w]ᵀ, one product
+            grad_x = torch.cat([residual, -xv], dim=-1) @ torch.cat([v, w], dim=-1).transpose(-1, -2)
+            grad_lam = -(v * w).sum(dim=(-2, -1))  # (B,)
+        if ctx.lam_is_scalar:
+            grad_lam = grad_lam.sum()
+        return (
+            grad_x if ctx.needs_input_grad[0] else None,
+            grad_y if ctx.needs_input_grad[1] else None,
+            grad_lam if ctx.needs_input_grad[2] else None,
+            None,
+        )
+
+
+def _check_inputs(x: Tensor, y: Tensor, lam: Tensor) -> None:
+    if x.ndim != 3 or y.ndim != 3:
+        raise ValueError(
+            f"ridge_solve: expected x (B, n, p) and y (B, n, h), got x {tuple(x.shape)} and y {tuple(y.shape)}"
+        )
+    if x.shape[:2] != y.shape[:2]:
+        raise ValueError(f"ridge_solve: x {tuple(x.shape)} and y {tuple(y.shape)} must agree in batch and rows (B, n)")
+    if lam.ndim > 1 or (lam.ndim == 1 and lam.shape[0] != x.shape[0]):
+        raise ValueError(f"ridge_solve: lam must have shape () or ({x.shape[0]},), got {tuple(lam.shape)}")
+    if not (x.dtype == y.dtype == lam.dtype) or not x.is_floating_point():
+        raise ValueError(
+            f"ridge_solve: x, y and lam must share one floating dtype, got {x.dtype}, {y.dtype}, {lam.dtype}"
+        )
+    # One reduction and one host sync on the fast path; the exact per-tensor checks run only on failure
+    # (a sum can also overflow to inf for huge finite values, which the exact check then clears).
+    summary = torch.stack([x.sum(), y.sum(), lam.sum(), lam.min()]).tolist()
+    if not math.isfinite(summary[0] + summary[1] + summary[2]):
+        for name, value in (("x", x), ("y", y), ("lam", lam)):
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f"ridge_solve: {name} contains non-finite values (NaN or inf)")
+    if not summary[3] > 0:
+        raise ValueError(f"ridge_solve: lam must be positive, got min {summary[3]:.3g}")
+
+
+def ridge_solve(x: Tensor, y: Tensor, lam: Tensor | float) -> Tensor:
+    """Solve a batch of independent ridge regressions with implicit gradients.
+
+    Args:
+        x: design matrices ``(B, n, p)``.
+        y: targets ``(B, n, h)``.
+        lam: positive regularisation weight, shape ``()`` (shared) or ``(B,)`` (one per element).
+
+    Returns:
+        w ``(B, p, h)`` minimising ``||x w - y||² + lam ||w||²`` for each batch element.
+
+    Raises:
+        ValueError: on a shape or dtype mismatch, non-finite input, non-positive ``lam``, or a failed
+            Cholesky factorisation (the message suggests a larger ``lam``).
+
+    Example:
+        >>> x = torch.eye(2).expand(1, 2, 2)
+        >>> ridge_solve(x, torch.ones(1, 2, 1), torch.tensor(1.0)).squeeze()
+        tensor([0.5000, 0.5000])
+    """
+    lam_t = torch.as_tensor(lam, dtype=x.dtype, device=x.device) if not isinstance(lam, Tensor) else lam
+    _check_inputs(x, y, lam_t)
+    return _RidgeSolve.apply(x, y, lam_t, lam_t.ndim == 0)
+
+
+def _inverse_softplus(value: float) -> float:
+    return float(torch.log(torch.expm1(torch.tensor(value, dtype=torch.float64))))
+
+
+class RidgeRegression(nn.Module):
+    """Ridge regression with a learned, always-positive regularisation weight.
+
+    ``lam = softplus(raw_lam) + min_lam``: the free parameter ``raw_lam`` can take any value while ``lam``
+    stays strictly positive, so the inner problem is always well posed.
+
+    Args:
+        init_lam: initial value of λ (> ``min_lam``).
+        min_lam: floor on λ that keeps the factorisation well conditioned.
+        fit_intercept: fit an unregularised intercept by centring rows on their mean before the solve.
+    """
+
+    def __init__(self, init_lam: float = 1.0, min_lam: float = 1e-4, fit_intercept: bool = False) -> None:
+        super().__init__()
+        if init_lam <= min_lam:
+            raise ValueError(f"RidgeRegression: init_lam must exceed min_lam={min_lam}, got {init_lam}")
+        self.min_lam = min_lam
+        self.fit_intercept = fit_intercept
+        self.raw_lam = nn.Parameter(torch.tensor(_inverse_softplus(init_lam - min_lam)))
+
+    @property
+    def lam(self) -> Tensor:
+        """The current λ, a positive scalar tensor."""
+        return F.softplus(self.raw_lam) + self.min_lam
+
+    def forward(self, x_fit: Tensor, y_fit: Tensor, x_query: Tensor) -> Tensor:
+        """Fit on ``(x_fit (B, n, p), y_fit (B, n, h))`` and predict ``x_query (B, m, p)`` → ``(B, m, h)``."""
+        lam = self.lam.to(x_fit.dtype)
+        if not self.fit_intercept:
+            return x_query @ ridge_solve(x_fit, y_fit, lam)
+        x_mean = x_fit.mean(dim=1, keepdim=True)  # (B, 1, p)
+        y_mean = y_fit.mean(dim=1, keepdim=True)  # (B, 1, h)
+        w = ridge_solve(x_fit - x_mean, y_fit - y_mean, lam)
+        return (x_query - x_mean) @ w + y_mean

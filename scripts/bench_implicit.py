@@ -1,0 +1,197 @@
+"""Benchmark the implicit ridge layer against its alternatives (forward + backward, median ms per call).
+
+Methods, one regression per batch element, n=16 rows, p=20 features, h=10 targets:
+  ridge_solve    forecast.nn.ridge_solve (Cholesky once, implicit backward; dual n×n system since n < p)
+  linalg.solve   the closed form (xᵀx + λI)⁻¹xᵀy through torch.linalg.solve, differentiated by autograd
+  argmin         forecast.nn.argmin (Newton-CG forward, matrix-free implicit backward) on the same objective
+  tutorial       L-BFGS forward, dense Hessian (torch.autograd.functional.hessian) backward; B=8 only
+
+Usage:
+    python scripts/bench_implicit.py [--device cpu|cuda] [--threads 1] [--repeats 20]
+
+Runs with torch.set_num_threads(--threads), 1 by default, and prints the table, the speed ratios and the peak
+memory of one forward+backward at B=4096 (CPU: growth of the process's peak RSS, measured in a fresh
+subprocess per method; CUDA: torch.cuda.max_memory_allocated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+from forecast.nn import argmin, ridge_solve
+
+N, P, H = 16, 20, 10
+BATCHES = (8, 64, 256, 1024)
+MEMORY_BATCH = 4096
+
+
+def ridge_objective(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """Per-sample ||x w - y||² + λ||w||²: w (B, p, h) → (B,)."""
+    return (x @ w - y).pow(2).sum((-2, -1)) + lam * w.pow(2).sum((-2, -1))
+
+
+def closed_form(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+    xt = x.transpose(-1, -2)
+    return torch.linalg.solve(xt @ x + lam[:, None, None] * eye, xt @ y)
+
+
+def implicit_argmin(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    w0 = torch.zeros(x.shape[0], P, H, dtype=x.dtype, device=x.device)
+    tol = 1e-4 if x.dtype == torch.float32 else 1e-8
+    return argmin(ridge_objective, w0, x, y, lam, solver="newton", tol=tol)
+
+
+class _Tutorial(torch.autograd.Function):
+    """The tutorial's layer: L-BFGS on the flattened weights, dense Hessian in the backward pass."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        w = torch.zeros(x.shape[0], P, H, dtype=x.dtype, device=x.device, requires_grad=True)
+        optimizer = torch.optim.LBFGS([w], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            with torch.enable_grad():
+                loss = ridge_objective(w, x, y, lam).sum()
+                loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        ctx.save_for_backward(x, y, lam, w.detach())
+        return w.detach()
+
+    @staticmethod
+    def backward(ctx, grad_w: torch.Tensor) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
+        x, y, lam, w = ctx.saved_tensors
+        hessian = torch.autograd.functional.hessian(lambda v: ridge_objective(v, x, y, lam).sum(), w)
+        k = w.numel()
+        v = torch.linalg.solve(hessian.reshape(k, k), grad_w.reshape(k)).reshape_as(w)
+        with torch.enable_grad():
+            ws = w.requires_grad_(True)
+            inputs = [t.detach().requires_grad_(True) for t in (x, y, lam)]
+            (g,) = torch.autograd.grad(ridge_objective(ws, *inputs).sum(), ws, create_graph=True)
+            grads = torch.autograd.grad(g, inputs, -v)
+        return grads
+
+
+METHODS: dict[str, Callable[..., torch.Tensor]] = {
+    "ridge_solve": ridge_solve,
+    "linalg.solve": closed_form,
+    "argmin": implicit_argmin,
+    "tutorial": _Tutorial.apply,
+}
+
+
+def make_inputs(batch: int, dtype: torch.dtype, device: str) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, N, P, generator=g, dtype=dtype).to(device).requires_grad_(True)
+    y = torch.randn(batch, N, H, generator=g, dtype=dtype).to(device).requires_grad_(True)
+    lam = (torch.rand(batch, generator=g, dtype=dtype) + 0.5).to(device).requires_grad_(True)
+    return x, y, lam
+
+
+def step(method: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...]) -> None:
+    for t in inputs:
+        t.grad = None
+    method(*inputs).sum().backward()
+
+
+def time_ms(method: Callable[..., torch.Tensor], batch: int, dtype: torch.dtype, device: str, repeats: int) -> float:
+    inputs = make_inputs(batch, dtype, device)
+    for _ in range(5):  # warm-up: first calls pay for allocations and kernel selection
+        step(method, inputs)
+    samples = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step(method, inputs)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(samples)
+
+
+def peak_memory_mb(name: str, dtype: torch.dtype, device: str) -> float:
+    if device == "cuda":
+        inputs = make_inputs(MEMORY_BATCH, dtype, device)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step(METHODS[name], inputs)
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    # CPU: a fresh process per method, so one method's high-water mark cannot hide another's
+    out = subprocess.run(
+        [sys.executable, __file__, "--_memory-child", name, "--dtype", str(dtype).removeprefix("torch.")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout.strip())
+
+
+def _memory_child(name: str, dtype: torch.dtype) -> None:
+    torch.set_num_threads(1)
+    inputs = make_inputs(MEMORY_BATCH, dtype, "cpu")
+    step(METHODS["ridge_solve"], make_inputs(8, dtype, "cpu"))  # load kernels before the baseline
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step(METHODS[name], inputs)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print((after - before) / 1024)  # ru_maxrss is in KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--dtype", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--_memory-child", dest="memory_child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        _memory_child(args.memory_child, getattr(torch, args.dtype))
+        return
+    torch.set_num_threads(args.threads)
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
+    print(
+        f"# bench_implicit: n={N} p={P} h={H}, device={device_name}, torch.set_num_threads({args.threads}), "
+        f"median of {args.repeats} forward+backward calls, ms"
+    )
+    for dtype in (torch.float32, torch.float64):
+        results: dict[tuple[str, int], float] = {}
+        for name in METHODS:
+            for batch in BATCHES:
+                if name == "tutorial" and batch != 8:
+                    continue
+                repeats = 3 if name == "tutorial" else args.repeats
+                results[name, batch] = time_ms(METHODS[name], batch, dtype, args.device, repeats)
+        print(f"\n## {str(dtype).removeprefix('torch.')}")
+        print("| method | " + " | ".join(f"B={b}" for b in BATCHES) + " |")
+        print("|---|" + "---:|" * len(BATCHES))
+        for name in METHODS:
+            cells = [f"{results[name, b]:.3f}" if (name, b) in results else "—" for b in BATCHES]
+            print(f"| {name} | " + " | ".join(cells) + " |")
+        print()
+        for b in BATCHES:
+            print(f"linalg.solve / ridge_solve at B={b}: {results['linalg.solve', b] / results['ridge_solve', b]:.2f}x")
+        print(f"tutorial / ridge_solve at B=8: {results['tutorial', 8] / results['ridge_solve', 8]:,.0f}x")
+        print(f"argmin / ridge_solve at B=256: {results['argmin', 256] / results['ridge_solve', 256]:.1f}x")
+        memory = {name: peak_memory_mb(name, dtype, args.device) for name in ("ridge_solve", "linalg.solve", "argmin")}
+        print(
+            f"peak memory of one forward+backward at B={MEMORY_BATCH}: "
+            + ", ".join(f"{k} {v:.1f} MB" for k, v in memory.items())
+        )
+
+
+if __name__ == "__main__":
+    main()

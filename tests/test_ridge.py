@@ -1,0 +1,139 @@
+"""ridge_solve: forward against lstsq, gradients against gradcheck and autograd through linalg.solve."""
+
+import pytest
+import torch
+
+from forecast.nn import RidgeRegression, ridge_solve
+
+# (n, p): n >= p takes the primal p×p system, n < p the dual n×n (Woodbury) system
+SHAPES = {"primal": (12, 5), "dual": (6, 9)}
+
+
+def _problem(n: int, p: int, h: int = 3, batch: int = 4, dtype=torch.float64, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, n, p, generator=g, dtype=dtype)
+    y = torch.randn(batch, n, h, generator=g, dtype=dtype)
+    lam = torch.rand(batch, generator=g, dtype=dtype) + 0.5
+    return x, y, lam
+
+
+def _reference(x, y, lam):
+    """Closed form through torch.linalg.solve, differentiated by plain autograd."""
+    p = x.shape[-1]
+    lam = lam.expand(x.shape[0]) if lam.ndim == 0 else lam
+    eye = torch.eye(p, dtype=x.dtype)
+    a = x.transpose(-1, -2) @ x + lam[:, None, None] * eye
+    return torch.linalg.solve(a, x.transpose(-1, -2) @ y)
+
+
+@pytest.mark.parametrize("branch", SHAPES)
+def test_forward_matches_lstsq_on_augmented_system(branch):
+    n, p = SHAPES[branch]
+    x, y, lam = _problem(n, p)
+    w = ridge_solve(x, y, lam)
+    # [x; sqrt(lam) I] w = [y; 0] in the least-squares sense is the ridge problem
+    eye = torch.eye(p, dtype=x.dtype).expand(x.shape[0], p, p)
+    x_aug = torch.cat([x, lam.sqrt()[:, None, None] * eye], dim=1)
+    y_aug = torch.cat([y, torch.zeros(x.shape[0], p, y.shape[-1], dtype=x.dtype)], dim=1)
+    expected = torch.linalg.lstsq(x_aug, y_aug).solution
+    torch.testing.assert_close(w, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("branch", SHAPES)
+@pytest.mark.parametrize("scalar_lam", [False, True])
+def test_gradcheck(branch, scalar_lam):
+    n, p = SHAPES[branch]
+    x, y, lam = _problem(n, p, batch=3)
+    if scalar_lam:
+        lam = lam[0].clone()
+    inputs = tuple(t.clone().requires_grad_(True) for t in (x, y, lam))
+    assert torch.autograd.gradcheck(ridge_solve, inputs, eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("branch", SHAPES)
+def test_implicit_gradients_equal_autograd_through_solve(branch):
+    n, p = SHAPES[branch]
+    x, y, lam = _problem(n, p, batch=5, seed=3)
+    upstream = torch.randn(5, p, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+
+    def grads(fn):
+        leaves = [t.clone().requires_grad_(True) for t in (x, y, lam)]
+        (fn(*leaves) * upstream).sum().backward()
+        return [leaf.grad for leaf in leaves]
+
+    for ours, ref, name in zip(grads(ridge_solve), grads(_reference), ("x", "y", "lam"), strict=True):
+        torch.testing.assert_close(ours, ref, rtol=0, atol=1e-10, msg=lambda m, name=name: f"d/d{name}: {m}")
+
+
+def test_float32_close_to_float64():
+    x, y, lam = _problem(16, 20, h=10, batch=8)
+    w64 = ridge_solve(x, y, lam)
+    w32 = ridge_solve(x.float(), y.float(), lam.float())
+    assert w32.dtype == torch.float32
+    torch.testing.assert_close(w32.double(), w64, rtol=1e-4, atol=1e-5)
+
+
+def test_scalar_lam_gradient_is_sum_of_per_sample_gradients():
+    x, y, _lam = _problem(6, 9)
+    shared = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    ridge_solve(x, y, shared).sum().backward()
+    per_sample = torch.full((x.shape[0],), 0.7, dtype=torch.float64, requires_grad=True)
+    ridge_solve(x, y, per_sample).sum().backward()
+    assert shared.grad.shape == ()
+    torch.testing.assert_close(shared.grad, per_sample.grad.sum())
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "y_shape", "lam", "message"),
+    [
+        ((2, 5, 3), (2, 4, 1), 1.0, "must agree in batch and rows"),
+        ((2, 5, 3), (3, 5, 1), 1.0, "must agree in batch and rows"),
+        ((5, 3), (5, 1), 1.0, r"expected x \(B, n, p\)"),
+        ((2, 5, 3), (2, 5, 1), 0.0, "lam must be positive"),
+        ((2, 5, 3), (2, 5, 1), -1.0, "lam must be positive"),
+        ((2, 5, 3), (2, 5, 1), [1.0, 1.0, 1.0], r"lam must have shape \(\) or \(2,\)"),
+    ],
+)
+def test_bad_input_raises(x_shape, y_shape, lam, message):
+    with pytest.raises(ValueError, match=message):
+        ridge_solve(torch.randn(x_shape), torch.randn(y_shape), torch.tensor(lam))
+
+
+@pytest.mark.parametrize("which", ["x", "y", "lam"])
+def test_non_finite_input_raises(which):
+    x, y, lam = torch.randn(2, 5, 3), torch.randn(2, 5, 1), torch.ones(2)
+    {"x": x, "y": y, "lam": lam}[which].view(-1)[0] = float("nan")
+    with pytest.raises(ValueError, match=f"{which} contains non-finite values"):
+        ridge_solve(x, y, lam)
+
+
+def test_dtype_mismatch_raises():
+    with pytest.raises(ValueError, match="must share one floating dtype"):
+        ridge_solve(torch.randn(2, 5, 3), torch.randn(2, 5, 1, dtype=torch.float64), torch.tensor(1.0))
+
+
+def test_failed_factorisation_suggests_larger_lam():
+    # a rank-1 design with huge entries: xᵀx + lam I is numerically singular in float32 for a tiny lam
+    x = torch.full((1, 4, 3), 1e20)
+    with pytest.raises(ValueError, match=r"Cholesky factorisation failed.*use a larger lam"):
+        ridge_solve(x, torch.ones(1, 4, 1), torch.tensor(1e-30))
+
+
+def test_ridge_module_keeps_lam_positive_and_learns_it():
+    module = RidgeRegression(init_lam=0.5)
+    torch.testing.assert_close(module.lam, torch.tensor(0.5))
+    with torch.no_grad():
+        module.raw_lam.fill_(-50.0)  # any free value maps to a positive λ
+    assert float(module.lam.detach()) > 0
+    module.raw_lam.data.fill_(0.0)
+    x, y = torch.randn(2, 8, 3), torch.randn(2, 8, 1)
+    module(x, y, x).pow(2).sum().backward()
+    assert module.raw_lam.grad is not None and module.raw_lam.grad != 0
+
+
+def test_ridge_module_intercept_is_unregularised():
+    # y = 2 x + 100: a huge intercept would be shrunk if it were regularised
+    x = torch.linspace(-1, 1, 9, dtype=torch.float64).reshape(1, 9, 1)
+    y = 2 * x + 100
+    module = RidgeRegression(init_lam=1e-6, min_lam=1e-9, fit_intercept=True).double()
+    torch.testing.assert_close(module(x, y, x), y, rtol=0, atol=1e-4)
