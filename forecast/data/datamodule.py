@@ -1,0 +1,189 @@
+"""``StockDataModule``: a daily price panel → leak-free base/target windows, split by date."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from forecast.data.errors import NotEnoughDataError
+from forecast.data.normalize import METHODS
+from forecast.data.sources import choose_source, download_kaggle, load_raw
+from forecast.data.validate import clean_panel
+from forecast.data.windows import (
+    EpochSeededSampler,
+    Panel,
+    WindowDataset,
+    build_panel,
+    collate_batch,
+    date_splits,
+    latest_starts,
+    tutorial_splits,
+)
+
+log = logging.getLogger(__name__)
+
+
+class StockDataModule(L.LightningDataModule):
+    """Windows of daily prices for training, validation, test and forecasting.
+
+    Args:
+        source: ``auto`` (``path`` if it exists, else Kaggle if credentials are configured, else synthetic),
+            ``csv`` (a CSV, CSV.gz or Parquet file at ``path``), ``kaggle`` (download the DJIA dataset once into
+            ``cache_dir``) or ``synthetic`` (the built-in seeded generator; offline).
+        path: data file with columns ``Date,Open,High,Low,Close,Volume,Name``.
+        cache_dir: where the Kaggle download is kept (default ``$FORECAST_CACHE`` or ``~/.cache/forecast``).
+        tickers: names to use (default: all).
+        channels: input columns, one channel each (``Close`` must be among them: it is the target);
+            ``Volume`` enters as ``log1p(volume)``.
+        base_len: days of history in a window (the model's input length).
+        horizon: days forecast after the base.
+        stride: keep every ``stride``-th training window of each ticker (validation and test always use
+            every origin, as the protocol does).
+        split: ``date`` (protocol splits by ``train_end``/``val_end``) or ``tutorial`` (the tutorial's random
+            70/30 split of non-overlapping segments; LEAKY, for comparison only).
+        train_end: last target day of a training window (``YYYY-MM-DD``).
+        val_end: last target day of a validation window; test windows start after it.
+        normalisation: per-window scaling from the base only: ``none``, ``last``, ``zscore``, ``last_std``
+            (centre on the last value, divide by the base std) or ``log``.
+        predict_set: ``test`` (every test window, a backtest) or ``latest`` (per ticker, the base ending on
+            its last day; forecasts the next ``horizon`` business days).
+        batch_size: windows per batch.
+        num_workers: DataLoader worker processes (batches are gathered by index; 0 is usually fastest).
+        seed: seed of the training shuffle (and of the tutorial split).
+        synthetic_tickers: number of tickers of the synthetic source.
+        synthetic_seed: seed of the synthetic source.
+    """
+
+    def __init__(
+        self,
+        source: Literal["auto", "csv", "kaggle", "synthetic"] = "auto",
+        path: str | None = None,
+        cache_dir: str | None = None,
+        tickers: list[str] | None = None,
+        channels: list[str] | None = None,
+        base_len: int = 30,
+        horizon: int = 10,
+        stride: int = 1,
+        split: Literal["date", "tutorial"] = "date",
+        train_end: str = "2015-12-31",
+        val_end: str = "2016-12-31",
+        normalisation: Literal["none", "last", "zscore", "last_std", "log"] = "zscore",
+        predict_set: Literal["test", "latest"] = "test",
+        batch_size: int = 256,
+        num_workers: int = 0,
+        seed: int = 0,
+        synthetic_tickers: int = 10,
+        synthetic_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        channels = list(channels) if channels else ["Close"]
+        if "Close" not in channels:
+            raise ValueError(f"channels must include Close (the target), got {channels}")
+        if normalisation not in METHODS:
+            raise ValueError(f"unknown normalisation {normalisation!r}; choose one of {', '.join(METHODS)}")
+        if base_len < 2 or horizon < 1 or stride < 1:
+            raise ValueError(f"need base_len >= 2, horizon >= 1, stride >= 1; got {base_len}, {horizon}, {stride}")
+        self.save_hyperparameters()
+        self.channels = channels
+        self.panel: Panel | None = None
+        self.datasets: dict[str, WindowDataset] = {}
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.channels)
+
+    def prepare_data(self) -> None:
+        """Download once (Kaggle only); runs on one process per node."""
+        if choose_source(self.hparams.source, self.hparams.path)[0] == "kaggle":
+            download_kaggle(self.hparams.cache_dir)
+
+    def load_panel(self) -> Panel:
+        """Read, validate and index the data (once; later calls reuse it)."""
+        if self.panel is None:
+            hp = self.hparams
+            source, why = choose_source(hp.source, hp.path)
+            log.info("data source: %s (%s)", source, why)
+            raw = load_raw(
+                source, hp.path, hp.cache_dir, {"n_tickers": hp.synthetic_tickers, "seed": hp.synthetic_seed}
+            )
+            origin = hp.path if source == "csv" else source
+            frame = clean_panel(raw, self.channels, origin=str(origin))
+            self.panel = build_panel(frame, self.channels, hp.tickers, min_length=hp.base_len + hp.horizon)
+            log.info(
+                "%d tickers, %d rows, %s .. %s",
+                len(self.panel.names),
+                len(self.panel.dates),
+                self.panel.dates.min(),
+                self.panel.dates.max(),
+            )
+        return self.panel
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        panel = self.load_panel()
+        if hp.split == "tutorial":
+            log.warning("split=tutorial: random split of segments, future windows leak into training (comparison only)")
+            splits = tutorial_splits(panel, hp.base_len, hp.horizon, hp.seed)
+        else:
+            splits = date_splits(panel, hp.base_len, hp.horizon, hp.train_end, hp.val_end, hp.stride)
+        needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ()}
+        if stage == "predict" and hp.predict_set == "test":
+            needed["predict"] = ("test",)
+        for name in needed.get(stage or "fit", ("train", "val", "test")):
+            if len(splits[name]) == 0:
+                raise NotEnoughDataError(
+                    f"the {name} split has no windows: the data spans {panel.dates.min()} .. {panel.dates.max()} "
+                    f"with train_end={hp.train_end}, val_end={hp.val_end}; set --data.train_end/--data.val_end "
+                    "inside the data's dates"
+                )
+        for name, starts in splits.items():
+            self.datasets[name] = WindowDataset(panel, starts, hp.base_len, hp.horizon, hp.normalisation)
+        if hp.predict_set == "latest":
+            self.datasets["predict"] = WindowDataset(
+                panel, latest_starts(panel, hp.base_len), hp.base_len, hp.horizon, hp.normalisation, with_target=False
+            )
+        else:
+            self.datasets["predict"] = self.datasets["test"]
+        log.info(
+            "windows: train %d, val %d, test %d, predict (%s) %d",
+            *(len(self.datasets[k]) for k in ("train", "val", "test")),
+            hp.predict_set,
+            len(self.datasets["predict"]),
+        )
+
+    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
+        dataset = self.datasets[name]
+        sampler = None
+        if shuffle:
+            distributed = self.trainer is not None and self.trainer.world_size > 1
+            # under DDP Lightning installs a DistributedSampler seeded by (seed, epoch); alone, ours does the same
+            sampler = None if distributed else EpochSeededSampler(len(dataset), self.hparams.seed)
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
+            collate_fn=collate_batch,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")
+
+    def target_dates(self, indices: np.ndarray) -> np.ndarray:
+        """Target dates ``(N, horizon)`` of the predict set's windows ``indices``."""
+        return self.datasets["predict"].target_dates(indices)

@@ -1,0 +1,127 @@
+"""Where the price panel comes from: a file, the Kaggle dataset, or the built-in synthetic generator."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from forecast.data.errors import DataError, KaggleCredentialsError, SchemaError
+from forecast.data.synthetic import synthetic_panel
+
+log = logging.getLogger(__name__)
+
+KAGGLE_DATASET = "szrlee/stock-time-series-20050101-to-20171231"
+KAGGLE_FILE = "all_stocks_2006-01-01_to_2018-01-01.csv"
+SOURCES = ("auto", "csv", "kaggle", "synthetic")
+CREDENTIALS_HELP = (
+    "set KAGGLE_API_TOKEN or save the token to ~/.kaggle/access_token "
+    "(or the legacy ~/.kaggle/kaggle.json / KAGGLE_USERNAME and KAGGLE_KEY), "
+    "or pass --data.path to a CSV you downloaded"
+)
+
+
+def default_cache_dir() -> Path:
+    """``$FORECAST_CACHE`` or ``~/.cache/forecast``: where the Kaggle download is kept."""
+    return Path(os.environ.get("FORECAST_CACHE", Path.home() / ".cache" / "forecast"))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV, CSV.gz or Parquet file as a raw table; one clear :class:`DataError` on failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}; pass --data.path to an existing CSV, CSV.gz or Parquet file")
+    try:
+        if path.suffix == ".parquet":
+            try:
+                return pd.read_parquet(path)
+            except ImportError as exc:
+                raise DataError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow (or pass a CSV)") from exc
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SchemaError(f"{path}: cannot be read as a table ({reason})") from exc
+
+
+def kaggle_credentials_configured() -> bool:
+    """Whether any credential the ``kaggle`` package (2.x) reads is present, without importing it."""
+    if os.environ.get("KAGGLE_API_TOKEN") or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")):
+        return True
+    config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle")
+    return any((config_dir / name).is_file() for name in ("kaggle.json", "access_token", "access_token.txt"))
+
+
+def _kaggle_api() -> Any:
+    """An authenticated ``KaggleApi``. The only place that touches the ``kaggle`` package (tests replace it)."""
+    if not kaggle_credentials_configured():
+        raise KaggleCredentialsError(f"no Kaggle credentials found: {CREDENTIALS_HELP}")
+    # importing kaggle authenticates and prints a multi-line help text when that fails: keep it off the console
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        from kaggle.api.kaggle_api_extended import KaggleApi
+
+        api = KaggleApi()
+        try:
+            api.authenticate()
+        except SystemExit as exc:  # kaggle 2.x exits instead of raising
+            raise KaggleCredentialsError(f"Kaggle rejected the configured credentials: {CREDENTIALS_HELP}") from exc
+    return api
+
+
+def kaggle_file(cache_dir: str | Path | None = None) -> Path:
+    """Path of the dataset's CSV inside the cache (it may not exist yet)."""
+    return Path(cache_dir or default_cache_dir()) / "djia" / KAGGLE_FILE
+
+
+def download_kaggle(cache_dir: str | Path | None = None) -> Path:
+    """Download the DJIA dataset once into the cache; later calls find it and return at once.
+
+    The files land in a temporary folder that is renamed into place, so an interrupted download leaves
+    nothing that a later run would mistake for the dataset.
+    """
+    target = kaggle_file(cache_dir)
+    if target.is_file():
+        log.info("Kaggle dataset already in the cache: %s", target)
+        return target
+    api = _kaggle_api()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
+        log.info("downloading Kaggle dataset %s into %s", KAGGLE_DATASET, target.parent)
+        api.dataset_download_files(KAGGLE_DATASET, path=tmp, unzip=True, quiet=True)
+        found = next(Path(tmp).rglob(KAGGLE_FILE), None)
+        if found is None:
+            raise DataError(f"the Kaggle dataset {KAGGLE_DATASET} did not contain {KAGGLE_FILE}")
+        shutil.move(str(found), target)
+    return target
+
+
+def choose_source(source: str, path: str | None) -> tuple[str, str]:
+    """Resolve ``auto`` to a concrete source: ``(source, why)``."""
+    if source not in SOURCES:
+        raise DataError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
+    if source != "auto":
+        return source, "asked for"
+    if path and Path(path).exists():
+        return "csv", f"--data.path {path} exists"
+    if path:
+        log.warning("--data.path %s does not exist; looking for Kaggle credentials instead", path)
+    if kaggle_credentials_configured():
+        return "kaggle", "Kaggle credentials are configured"
+    return "synthetic", "no --data.path and no Kaggle credentials (offline default)"
+
+
+def load_raw(source: str, path: str | None, cache_dir: str | None, synthetic_options: dict[str, Any]) -> pd.DataFrame:
+    """Load the raw table of a concrete source (``csv``, ``kaggle`` or ``synthetic``)."""
+    if source == "csv":
+        if not path:
+            raise DataError("source 'csv' needs a file: pass --data.path PATH")
+        return read_table(path)
+    if source == "kaggle":
+        return read_table(download_kaggle(cache_dir))
+    return synthetic_panel(**synthetic_options)

@@ -1,0 +1,259 @@
+"""Window index over per-ticker contiguous series, date-based splits, and the batched window dataset.
+
+A window is ``base_len`` consecutive days of one ticker (the input) followed by ``horizon`` days (the
+target). Windows are stored as start rows into one concatenated ``(T, C)`` tensor; a batch gathers its rows
+with one index operation, so memory grows with the data, not with the number of windows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+from forecast.data.errors import NotEnoughDataError, UnknownTickerError
+from forecast.data.normalize import normalise, window_stats
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, object]
+
+
+@dataclass
+class Panel:
+    """All tickers' series, concatenated: ticker ``k`` owns rows ``offsets[k]:offsets[k + 1]``.
+
+    Attributes:
+        names: ticker names ``(K,)``.
+        offsets: row offsets ``(K + 1,)``.
+        values: input channels ``(T, C)``, float64, dollars (``Volume`` as ``log1p(volume)``).
+        close: the target channel ``(T,)``, float64, dollars.
+        dates: trading day of each row ``(T,)``, ``datetime64[D]``.
+        channels: channel names, in order.
+    """
+
+    names: list[str]
+    offsets: np.ndarray
+    values: Tensor
+    close: Tensor
+    dates: np.ndarray
+    channels: list[str]
+
+    def ticker_of(self, rows: np.ndarray) -> np.ndarray:
+        """Index of the ticker that owns each row."""
+        return np.searchsorted(self.offsets, rows, side="right") - 1
+
+
+def build_panel(frame: pd.DataFrame, channels: list[str], tickers: list[str] | None, min_length: int) -> Panel:
+    """Turn a cleaned, (Name, Date)-sorted frame into a :class:`Panel`.
+
+    Tickers shorter than ``min_length`` rows are dropped with a warning.
+
+    Raises:
+        UnknownTickerError: a requested ticker is not in the data (the message lists those that are).
+        NotEnoughDataError: no ticker has ``min_length`` rows.
+    """
+    available = sorted(frame["Name"].unique())
+    if tickers:
+        unknown = [t for t in tickers if t not in set(available)]
+        if unknown:
+            raise UnknownTickerError(f"unknown ticker(s) {', '.join(unknown)}; available: {' '.join(available)}")
+        frame = frame[frame["Name"].isin(tickers)]
+    lengths = frame.groupby("Name", sort=True).size()
+    short = lengths[lengths < min_length]
+    if len(short):
+        log.warning(
+            "dropping %d ticker(s) with fewer than %d days (base + horizon): %s",
+            len(short),
+            min_length,
+            ", ".join(f"{name} ({n})" for name, n in short.items()),
+        )
+        frame = frame[~frame["Name"].isin(short.index)]
+    if frame.empty:
+        raise NotEnoughDataError(
+            f"no ticker has the {min_length} days one window needs (base_len + horizon); "
+            "use shorter windows or more data"
+        )
+    frame = frame.sort_values(["Name", "Date"], kind="stable")
+    names = sorted(frame["Name"].unique())
+    counts = frame.groupby("Name", sort=True).size().loc[names].to_numpy()
+    values = frame[channels].to_numpy(dtype=np.float64, copy=True)
+    for i, channel in enumerate(channels):
+        if channel == "Volume":  # volumes span orders of magnitude: model their logarithm
+            values[:, i] = np.log1p(values[:, i])
+    return Panel(
+        names=names,
+        offsets=np.concatenate([[0], np.cumsum(counts)]),
+        values=torch.from_numpy(values),
+        close=torch.from_numpy(frame["Close"].to_numpy(dtype=np.float64, copy=True)),
+        dates=frame["Date"].to_numpy().astype("datetime64[D]"),
+        channels=list(channels),
+    )
+
+
+def window_starts(panel: Panel, length: int, stride: int = 1) -> np.ndarray:
+    """Start rows of every window of ``length`` rows that stays inside one ticker, every ``stride`` rows."""
+    starts = [
+        np.arange(lo, hi - length + 1, stride) for lo, hi in zip(panel.offsets[:-1], panel.offsets[1:], strict=True)
+    ]
+    return np.concatenate(starts).astype(np.int64) if starts else np.empty(0, dtype=np.int64)
+
+
+def date_splits(
+    panel: Panel, base_len: int, horizon: int, train_end: str, val_end: str, train_stride: int = 1
+) -> dict[str, np.ndarray]:
+    """Split windows by date (see the protocol): returns start rows for ``train``, ``val`` and ``test``.
+
+    train: last target day <= ``train_end``; val: first target day > ``train_end`` and last <= ``val_end``;
+    test: first target day > ``val_end``. Windows whose target straddles a boundary belong to no split.
+    Validation and test windows are taken at every origin so their metrics follow the protocol;
+    ``train_stride`` thins the training windows only.
+    """
+    starts = window_starts(panel, base_len + horizon)
+    first_target = panel.dates[starts + base_len]
+    last_target = panel.dates[starts + base_len + horizon - 1]
+    train_end_d, val_end_d = np.datetime64(train_end, "D"), np.datetime64(val_end, "D")
+    train = starts[last_target <= train_end_d]
+    if train_stride > 1:  # keep every stride-th window of each ticker, counted from its first window
+        owner = panel.ticker_of(train)
+        first_of_owner = panel.offsets[owner]
+        train = train[(train - first_of_owner) % train_stride == 0]
+    return {
+        "train": train,
+        "val": starts[(first_target > train_end_d) & (last_target <= val_end_d)],
+        "test": starts[first_target > val_end_d],
+    }
+
+
+def tutorial_splits(panel: Panel, base_len: int, horizon: int, seed: int) -> dict[str, np.ndarray]:
+    """The tutorial's split, for comparison only: LEAKY by design.
+
+    Non-overlapping segments (within tickers here) are shuffled and cut 70/30 at random, so validation
+    windows lie between training windows in time and the model is scored on a past it trained around.
+    ``test`` reuses the 30% part.
+    """
+    starts = window_starts(panel, base_len + horizon, stride=base_len + horizon)
+    order = np.random.default_rng(seed).permutation(len(starts))
+    cut = round(0.7 * len(starts))
+    held_out = np.sort(starts[order[cut:]])
+    return {"train": np.sort(starts[order[:cut]]), "val": held_out, "test": held_out}
+
+
+def latest_starts(panel: Panel, base_len: int) -> np.ndarray:
+    """For each ticker, the start of the base that ends on its last day (the future is unknown)."""
+    return (panel.offsets[1:] - base_len).astype(np.int64)
+
+
+class WindowDataset(Dataset[Batch]):
+    """Windows of a :class:`Panel`, fetched a batch at a time through ``__getitems__``.
+
+    A batch is a dict:
+        ``x`` (B, C, base_len) float32, normalised inputs;
+        ``y`` (B, 1, horizon) float32, normalised target (only when the future is known);
+        ``loc``, ``scale`` (B, 1, 1) float64 and ``normalisation`` (str): invert with
+        :func:`forecast.data.normalize.denormalise` to get dollars;
+        ``base_close`` (B, base_len) float64, the base's Close in dollars (for naive and drift baselines);
+        ``target`` (B, horizon) float64, the true Close in dollars (when known);
+        ``index`` (B,) int64, the window's position in this dataset;
+        ``ticker`` list[str] and ``origin_date`` list[str] (``YYYY-MM-DD``, the last base day).
+    """
+
+    def __init__(
+        self,
+        panel: Panel,
+        starts: np.ndarray,
+        base_len: int,
+        horizon: int,
+        normalisation: str,
+        with_target: bool = True,
+    ) -> None:
+        self.panel = panel
+        self.starts = torch.as_tensor(starts, dtype=torch.int64)
+        self.base_len = base_len
+        self.horizon = horizon
+        self.normalisation = normalisation
+        self.with_target = with_target
+        self.close_channel = panel.channels.index("Close")
+        window_stats(torch.ones(1, 1, 2), normalisation)  # fail early on an unknown method
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> Batch:
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: list[int]) -> Batch:
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        starts = self.starts[index]
+        base_rows = starts[:, None] + torch.arange(self.base_len)  # (B, L)
+        base = self.panel.values[base_rows].transpose(1, 2)  # (B, C, L)
+        loc, scale = window_stats(base, self.normalisation)  # (B, C, 1) each
+        c = self.close_channel
+        target_loc, target_scale = loc[:, c : c + 1], scale[:, c : c + 1]  # (B, 1, 1)
+        batch: Batch = {
+            "x": normalise(base, loc, scale, self.normalisation).float(),
+            "loc": target_loc,
+            "scale": target_scale,
+            "normalisation": self.normalisation,
+            "base_close": self.panel.close[base_rows],
+            "index": index,
+            "ticker": [self.panel.names[k] for k in self.panel.ticker_of(starts.numpy())],
+            "origin_date": [str(d) for d in self.panel.dates[(starts + self.base_len - 1).numpy()]],
+        }
+        if self.with_target:
+            target_rows = starts[:, None] + self.base_len + torch.arange(self.horizon)  # (B, H)
+            target = self.panel.close[target_rows]
+            batch["target"] = target
+            batch["y"] = normalise(target[:, None, :], target_loc, target_scale, self.normalisation).float()
+        return batch
+
+    def target_dates(self, indices: np.ndarray) -> np.ndarray:
+        """Calendar dates ``(N, horizon)`` of each window's target days (``datetime64[D]``).
+
+        Known windows take their ticker's trading days; for the latest windows the future is unknown, so the
+        next business days after the last base day are used.
+        """
+        starts = self.starts.numpy()[indices]
+        if self.with_target:
+            return self.panel.dates[starts[:, None] + self.base_len + np.arange(self.horizon)]
+        origins = self.panel.dates[starts + self.base_len - 1]
+        return (
+            np.stack(
+                [pd.bdate_range(pd.Timestamp(o) + pd.offsets.BDay(1), periods=self.horizon).to_numpy() for o in origins]
+            ).astype("datetime64[D]")
+            if len(origins)
+            else np.empty((0, self.horizon), dtype="datetime64[D]")
+        )
+
+
+class EpochSeededSampler(Sampler[int]):
+    """A random permutation that depends only on ``(seed, epoch)``.
+
+    Lightning calls ``set_epoch`` each epoch, so a run resumed from a checkpoint draws the same batches as an
+    uninterrupted one (``RandomSampler`` would depend on the global RNG state instead).
+    """
+
+    def __init__(self, length: int, seed: int) -> None:
+        self.length = length
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.length, generator=generator).tolist())
+
+
+def collate_batch(batch: Batch) -> Batch:
+    """The dataset already returns whole batches (``__getitems__``): nothing to collate."""
+    return batch

@@ -1,0 +1,97 @@
+"""Benchmark the data pipeline on a large synthetic panel: setup time, batch throughput, peak RSS.
+
+Usage:
+    python scripts/bench_data.py [--tickers 500] [--days 5000] [--batch-size 256]
+
+Generates a synthetic panel (tickers x business days), writes it to a temporary CSV, then times
+``StockDataModule.setup("fit")`` (read + validate + index, stride 1) and one pass over the training batches,
+and prints a table with the window counts, the memory the window index takes, what materialising every
+window would take instead, and the process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from forecast.data import StockDataModule, synthetic_panel
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def write_panel(path: str, tickers: int, days: int) -> None:
+    end = (pd.Timestamp("2000-01-03") + pd.offsets.BDay(days - 1)).strftime("%Y-%m-%d")
+    synthetic_panel(n_tickers=tickers, start="2000-01-03", end=end, seed=0).to_csv(path, index=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tickers", type=int, default=500)
+    parser.add_argument("--days", type=int, default=5000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--_write", dest="write", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.write:
+        write_panel(args.write, args.tickers, args.days)
+        return
+    torch.set_num_threads(1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "panel.csv"
+        # generated in a child process, so this process's peak RSS measures the data pipeline alone
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, __file__, "--_write", str(path), "--tickers", str(args.tickers), "--days", str(args.days)],
+            check=True,
+        )
+        generate_s = time.perf_counter() - start
+        rss_before = peak_rss_mb()
+        start = time.perf_counter()
+        dm = StockDataModule(source="csv", path=str(path), batch_size=args.batch_size)
+        dm.setup("fit")
+        setup_s = time.perf_counter() - start
+    train = dm.datasets["train"]
+    start = time.perf_counter()
+    batches = sum(1 for _ in dm.train_dataloader())
+    epoch_s = time.perf_counter() - start
+    windows = sum(len(dm.datasets[k]) for k in ("train", "val", "test"))
+    index_mb = sum(dm.datasets[k].starts.numel() * 8 for k in ("train", "val", "test")) / 2**20
+    data_mb = (dm.panel.values.numel() + dm.panel.close.numel()) * 8 / 2**20
+    materialised_mb = windows * (30 + 10) * 8 / 2**20
+
+    rows = [
+        ("panel", f"{args.tickers} tickers x {args.days} days = {len(dm.panel.dates):,} rows"),
+        ("generate + write CSV (not timed below)", f"{generate_s:.1f} s"),
+        ("setup('fit'): read CSV + validate + index", f"{setup_s:.2f} s"),
+        (
+            "windows (train / val / test)",
+            f"{len(train):,} / {len(dm.datasets['val']):,} / {len(dm.datasets['test']):,}",
+        ),
+        (
+            "one pass over train batches (gather + normalise)",
+            f"{epoch_s:.2f} s, {batches} batches, {len(train) / epoch_s:,.0f} windows/s",
+        ),
+        ("price tensors held", f"{data_mb:.1f} MB"),
+        ("window index held (int64 starts)", f"{index_mb:.1f} MB"),
+        ("every window materialised would be", f"{materialised_mb:.0f} MB"),
+        ("peak RSS after imports / after setup and one pass", f"{rss_before:.0f} MB / {peak_rss_mb():.0f} MB"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print(f"# bench_data (torch.set_num_threads(1), batch {args.batch_size})")
+    print(f"| {'what'.ljust(width)} | value |\n|{'-' * (width + 2)}|---|")
+    for key, value in rows:
+        print(f"| {key.ljust(width)} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
