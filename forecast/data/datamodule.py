@@ -64,7 +64,7 @@ class StockDataModule(L.LightningDataModule):
         path: str | None = None,
         cache_dir: str | None = None,
         tickers: list[str] | None = None,
-        channels: list[str] | None = None,
+        channels: tuple[str, ...] = ("Close",),
         base_len: int = 30,
         horizon: int = 10,
         stride: int = 1,
@@ -80,7 +80,7 @@ class StockDataModule(L.LightningDataModule):
         synthetic_seed: int = 0,
     ) -> None:
         super().__init__()
-        channels = list(channels) if channels else ["Close"]
+        channels = list(channels)
         if "Close" not in channels:
             raise ValueError(f"channels must include Close (the target), got {channels}")
         if normalisation not in METHODS:

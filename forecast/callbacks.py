@@ -1,0 +1,166 @@
+"""Lightning callbacks: forecast figures for TensorBoard, and the CSV prediction writer (DDP-safe)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ["Name", "origin_date", "target_date", "step", "forecast"]
+
+
+class ForecastFigures(Callback):
+    """Each validation epoch, draw a few fixed validation windows: base, true target, forecast and naive.
+
+    The windows are spread evenly over the validation set and stay the same across epochs, so the figures in
+    TensorBoard show how the forecasts of the same windows evolve. Logged with ``add_figure`` under
+    ``val/forecasts`` when the logger is TensorBoard; otherwise nothing is drawn.
+    """
+
+    def __init__(self, windows: int = 4) -> None:
+        self.windows = windows
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        experiment = getattr(trainer.logger, "experiment", None)
+        datamodule = getattr(trainer, "datamodule", None)
+        if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_figure"):
+            return
+        dataset = getattr(datamodule, "datasets", {}).get("val")
+        if dataset is None or len(dataset) == 0 or self.windows < 1:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display needed, and safe in worker threads
+        import matplotlib.pyplot as plt
+
+        picks = np.linspace(0, len(dataset) - 1, min(self.windows, len(dataset))).astype(int).tolist()
+        batch = dataset.__getitems__(picks)
+        with torch.no_grad():
+            x = batch["x"].to(pl_module.device)
+            forecast = pl_module.forecast_dollars({**batch, "x": x}).cpu()
+        base, target = batch["base_close"], batch["target"]
+        length, horizon = base.shape[1], target.shape[1]
+        fig, axes = plt.subplots(1, len(picks), figsize=(4 * len(picks), 3), squeeze=False)
+        for i, ax in enumerate(axes[0]):
+            past = np.arange(-length + 1, 1)
+            future = np.arange(1, horizon + 1)
+            ax.plot(past, base[i], color="0.4", label="base")
+            ax.plot(future, target[i], color="black", label="true")
+            ax.plot(future, forecast[i], color="tab:red", label="forecast")
+            ax.plot(future, base[i, -1].repeat(horizon), color="tab:blue", ls="--", label="naive")
+            ax.set_title(f"{batch['ticker'][i]} from {batch['origin_date'][i]}", fontsize=9)
+            ax.set_xlabel("trading days from origin")
+        axes[0, 0].set_ylabel("Close ($)")
+        axes[0, 0].legend(fontsize=7)
+        fig.tight_layout()
+        experiment.add_figure("val/forecasts", fig, global_step=trainer.global_step)
+        plt.close(fig)
+
+
+class CSVPredictionWriter(BasePredictionWriter):
+    """Write forecasts as ``Name,origin_date,target_date,step,forecast`` rows, atomically, from any number of ranks.
+
+    Each rank saves its windows (index and dollar forecasts) to a part file; after a barrier, rank 0 merges
+    the parts, keeps every window exactly once (a distributed sampler may repeat some to even out ranks),
+    sorts by window index, and renames a finished temporary file into ``output``. A crash leaves no
+    half-written file at ``output``.
+    """
+
+    def __init__(self, output: str | os.PathLike[str]) -> None:
+        super().__init__(write_interval="epoch")
+        self.output = Path(output)
+        self.summary: dict[str, Any] | None = None
+        self._parts_dir: Path | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "predict":
+            return
+        # a shared scratch folder beside the output: same filesystem, so the final rename is atomic
+        parent = self.output.parent
+        if not parent.is_dir():
+            raise OSError(f"cannot write predictions: folder {parent} does not exist; create it or choose --output")
+        if not os.access(parent, os.W_OK):
+            raise OSError(f"cannot write predictions: folder {parent} is not writable; choose another --output")
+        name = f".{self.output.name}.parts"
+        parts = parent / name
+        if trainer.is_global_zero:
+            shutil.rmtree(parts, ignore_errors=True)
+            parts.mkdir()
+        trainer.strategy.barrier("prediction-writer-setup")
+        self._parts_dir = parts
+
+    def write_on_epoch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        predictions: Sequence[Any],
+        batch_indices: Sequence[Any] | None,
+    ) -> None:
+        assert self._parts_dir is not None
+        outputs = [p for p in predictions if p]
+        index = torch.cat([p["index"] for p in outputs]).cpu() if outputs else torch.empty(0, dtype=torch.int64)
+        forecast = torch.cat([p["forecast"] for p in outputs]).cpu() if outputs else torch.empty(0)
+        torch.save({"index": index, "forecast": forecast}, self._parts_dir / f"rank{trainer.global_rank:05d}.pt")
+        trainer.strategy.barrier("prediction-writer-parts")
+        if trainer.is_global_zero:
+            try:
+                self._merge(trainer, self._parts_dir)
+            finally:
+                shutil.rmtree(self._parts_dir, ignore_errors=True)
+        trainer.strategy.barrier("prediction-writer-done")
+
+    def _merge(self, trainer: L.Trainer, parts_dir: Path) -> None:
+        parts = [torch.load(path, weights_only=True) for path in sorted(parts_dir.glob("rank*.pt"))]
+        index = torch.cat([p["index"] for p in parts]).numpy()
+        forecast = torch.cat([p["forecast"].reshape(len(p["index"]), -1) for p in parts]).numpy()
+        order = np.argsort(index, kind="stable")
+        index, forecast = index[order], forecast[order]
+        keep = np.concatenate([[True], index[1:] != index[:-1]]) if len(index) else np.zeros(0, dtype=bool)
+        index, forecast = index[keep], forecast[keep]
+        datamodule = trainer.datamodule
+        dataset = datamodule.datasets["predict"]
+        if len(index) != len(dataset):
+            raise RuntimeError(f"prediction writer: got {len(index)} windows of {len(dataset)}; some rank lost data")
+        frame = prediction_frame(dataset, index, forecast)
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=self.output.parent, prefix=f".{self.output.name}.", suffix=".tmp", delete=False
+        ) as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6f")
+        os.replace(tmp.name, self.output)
+        self.summary = {
+            "rows": len(frame),
+            "tickers": frame["Name"].nunique(),
+            "origins": (frame["origin_date"].min(), frame["origin_date"].max()) if len(frame) else ("", ""),
+            "targets": (frame["target_date"].min(), frame["target_date"].max()) if len(frame) else ("", ""),
+            "path": str(self.output),
+        }
+
+
+def prediction_frame(dataset: Any, index: np.ndarray, forecast: np.ndarray) -> pd.DataFrame:
+    """Rows ``Name,origin_date,target_date,step,forecast`` for windows ``index`` (N,) with forecasts (N, H)."""
+    horizon = forecast.shape[1] if forecast.ndim == 2 else dataset.horizon
+    meta = dataset.__getitems__(index.tolist()) if len(index) else {"ticker": [], "origin_date": []}
+    target_dates = dataset.target_dates(index).astype(str)
+    return pd.DataFrame(
+        {
+            "Name": np.repeat(meta["ticker"], horizon),
+            "origin_date": np.repeat(meta["origin_date"], horizon),
+            "target_date": target_dates.reshape(-1),
+            "step": np.tile(np.arange(1, horizon + 1), len(index)),
+            "forecast": forecast.reshape(-1),
+        },
+        columns=PREDICTION_COLUMNS,
+    )

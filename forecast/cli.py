@@ -1,0 +1,242 @@
+"""The command line: ``python -m forecast fit|validate|test|predict`` (LightningCLI).
+
+Everything Lightning's CLI does is kept (configs, ``--print_config``, ``--ckpt_path``, any Trainer flag); on
+top of it this module adds the project's defaults (checkpointing on ``val/mae``, LR monitor, forecast
+figures), restores data settings from a checkpoint, writes forecasts with ``predict --output``, and turns
+errors a user can cause into one line on stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_only
+
+from forecast.callbacks import CSVPredictionWriter, ForecastFigures
+from forecast.data import DataError, StockDataModule
+from forecast.model import Forecaster
+from forecast.report import write_report
+
+EXIT_USER_ERROR = 2
+DEBUG_ENV = "FORECAST_DEBUG"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint path that does not exist, is not a checkpoint, or is not a forecast model's."""
+
+
+def _channels_count(channels: tuple[str, ...]) -> int:
+    return len(channels)
+
+
+def _close_index(channels: tuple[str, ...]) -> int:
+    # a missing Close is reported by the DataModule itself; 0 keeps the model valid until then
+    return list(channels).index("Close") if "Close" in channels else 0
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """Load a checkpoint's metadata safely (``weights_only=True``), or raise a one-line :class:`CheckpointError`."""
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}; pass an existing .ckpt file (or 'last' with fit)")
+    try:
+        ckpt = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__})") from exc
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or "predictor.ridge.raw_lam" not in state:
+        raise CheckpointError(f"{path} is not a checkpoint of a forecast model (no ridge predictor in its weights)")
+    return ckpt
+
+
+def _strip_private(hparams: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in hparams.items() if not k.startswith("_")}
+
+
+class ForecastCLI(LightningCLI):
+    """LightningCLI with the project's callbacks, argument links and checkpoint handling."""
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        super().__init__(
+            Forecaster,
+            StockDataModule,
+            seed_everything_default=0,
+            trainer_defaults={
+                "max_epochs": 10,
+                "logger": {
+                    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                    "init_args": {"save_dir": ".", "name": "lightning_logs", "default_hp_metric": False},
+                },
+            },
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            args=args,
+            run=run,
+        )
+
+    # ------------------------------------------------------------------------------------------ arguments
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/mae",
+                "checkpoint.mode": "min",
+                "checkpoint.save_last": True,
+                "checkpoint.dirpath": "lightning_logs/checkpoints",
+                "checkpoint.filename": "epoch{epoch:03d}-val_mae{val/mae:.4f}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.set_defaults({"lr_monitor.logging_interval": "step"})
+        parser.add_lightning_class_args(ForecastFigures, "figures")
+        parser.link_arguments("data.channels", "model.in_channels", compute_fn=_channels_count)
+        parser.link_arguments("data.channels", "model.target_channel", compute_fn=_close_index)
+        parser.link_arguments("data.base_len", "model.base_len")
+        parser.link_arguments("data.horizon", "model.horizon")
+
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "predict":
+            parser.add_argument(
+                "--output", type=str, default="predictions.csv", help="CSV file for the forecasts (written atomically)"
+            )
+            # forecasts go to the file, not into a list in memory
+            parser.set_defaults(return_predictions=False)
+        return parser
+
+    # --------------------------------------------------------------------------------- checkpoint restoring
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Use a checkpoint's data settings as defaults that the command line and configs still override."""
+        argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        ckpt_path = _option_value(argv, "--ckpt_path")
+        if argv and argv[0] in self.subcommands() and ckpt_path and ckpt_path not in ("last", "best"):
+            ckpt = read_checkpoint(ckpt_path)
+            data_hparams = _strip_private(ckpt.get("datamodule_hyper_parameters") or {})
+            if data_hparams:
+                with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as tmp:
+                    yaml.safe_dump({"data": data_hparams}, tmp)
+                self._ckpt_data_config = tmp.name
+                argv = [argv[0], "--config", tmp.name, *argv[1:]]
+        try:
+            self.config = parser.parse_args(argv)
+        finally:
+            if getattr(self, "_ckpt_data_config", None):
+                os.unlink(self._ckpt_data_config)
+
+    def _parse_ckpt_path(self) -> None:
+        """Restore the model's hyperparameters from the checkpoint (Lightning's behaviour), minus the linked ones.
+
+        ``in_channels``, ``base_len``, ``horizon`` and ``target_channel`` follow the data settings, which
+        :meth:`parse_arguments` already restored from the same checkpoint.
+        """
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or ckpt_path in ("last", "best"):
+            return
+        hparams = _strip_private(read_checkpoint(ckpt_path).get("hyper_parameters") or {})
+        for linked in ("in_channels", "base_len", "horizon", "target_channel"):
+            hparams.pop(linked, None)
+        if hparams:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+
+    # ---------------------------------------------------------------------------------------------- hooks
+    def before_predict(self) -> None:
+        output = self.config["predict"].get("output") or "predictions.csv"
+        self.writer = CSVPredictionWriter(output)
+        self.trainer.callbacks.append(self.writer)
+
+    def after_predict(self) -> None:
+        summary = self.writer.summary
+        if summary and self.trainer.is_global_zero:
+            print(
+                f"wrote {summary['rows']:,} forecast rows for {summary['tickers']} tickers, origins "
+                f"{summary['origins'][0]} .. {summary['origins'][1]}, targets {summary['targets'][0]} .. "
+                f"{summary['targets'][1]} to {summary['path']}"
+            )
+
+    def after_test(self) -> None:
+        self._report("test")
+
+    def after_fit(self) -> None:
+        # the protocol's table for the best checkpoint, on the test split, when the data has one
+        if self.trainer.interrupted or self.datamodule.hparams.split != "date":
+            return
+        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
+        self._report("test")
+
+    def _report(self, split: str) -> None:
+        results = self.model.test_results
+        if results is None or not self.trainer.is_global_zero:
+            return
+        log_dir = Path(self.trainer.log_dir or ".")
+        print(write_report(results, log_dir, split))
+
+
+def _option_value(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+class _RankZeroFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return rank_zero_only.rank == 0
+
+
+def _configure_logging() -> None:
+    logger = logging.getLogger("forecast")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.addFilter(_RankZeroFilter())
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    if isinstance(exc, (DataError, CheckpointError, OSError)):
+        return True
+    # a checkpoint whose weights do not fit the model built from its own (or the given) settings
+    return isinstance(exc, RuntimeError) and "Error(s) in loading state_dict" in str(exc)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, RuntimeError) and "Error(s) in loading state_dict" in str(exc):
+        return (
+            "the checkpoint's weights do not fit the model (a checkpoint from an incompatible model or "
+            "config); use the config it was trained with or a matching checkpoint"
+        )
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``python -m forecast``. ``--debug`` (or ``FORECAST_DEBUG=1``) shows tracebacks."""
+    argv = list(sys.argv[1:] if args is None else args)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # DDP launches this command again in child processes
+    _configure_logging()
+    sys.argv = [sys.argv[0], *argv]  # DDP re-launches sys.argv in its child processes
+    try:
+        ForecastCLI()
+    except Exception as exc:
+        if debug or not (_is_user_error(exc) or isinstance(exc, ValueError)):
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)

@@ -1,0 +1,187 @@
+"""``Forecaster``: 1D-CNN encoder → implicit ridge postdiction → 1D-CNN decoder, as a LightningModule."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from forecast.data.normalize import denormalise
+from forecast.model.blocks import RidgePostdiction, conv_stack
+from forecast.model.metrics import ForecastMetrics
+
+Batch = dict[str, Any]
+LOSSES = ("mse", "mae", "huber")
+
+
+class Forecaster(L.LightningModule):
+    """Forecast ``horizon`` days of Close from a normalised base of ``base_len`` days.
+
+    Shapes: input ``x`` (B, C, L) → encoder (B, E, L) → ridge postdiction (B, E, H) → decoder (B, 1, H),
+    all in the window's normalised units; metrics are computed in dollars.
+
+    Args:
+        in_channels: input channels C (linked from the data's ``channels``).
+        base_len: L, days in the base (linked from the data).
+        horizon: H, days forecast (linked from the data).
+        target_channel: index of Close among the inputs (linked from the data).
+        encoder_channels: output channels of the encoder's conv layers; the last is E.
+        decoder_channels: hidden channels of the decoder (it ends in one channel).
+        kernel_size: odd convolution width, in days.
+        activation: ``elu``, ``relu``, ``gelu`` or ``tanh``.
+        batch_norm: BatchNorm after each hidden conv layer.
+        dropout: dropout after each hidden conv layer.
+        lookback: features per ridge row (default ``base_len - horizon``); shorter adds sliding-shift rows.
+        pool: ``sample`` (one regression per window) or ``batch`` (the tutorial's pooled regression).
+        init_lam: initial ridge weight λ (learned; softplus-parametrised, always positive).
+        fit_intercept: unregularised intercept in each regression.
+        skip: add the last normalised base value of Close, so the network predicts a correction to it.
+        loss: ``mse``, ``mae`` or ``huber``, in normalised units.
+        huber_delta: Huber threshold, in normalised units.
+        lam_lr: learning rate of λ's own parameter group (default: the optimizer's); never weight-decayed.
+        optimizer: optimizer factory (default ``AdamW(lr=1e-3, weight_decay=1e-2)``).
+        lr_scheduler: LR scheduler factory (default ``ExponentialLR(gamma=0.9)``, stepped each epoch).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        base_len: int = 30,
+        horizon: int = 10,
+        target_channel: int = 0,
+        encoder_channels: tuple[int, ...] = (4, 8, 16),
+        decoder_channels: tuple[int, ...] = (8, 4),
+        kernel_size: int = 5,
+        activation: Literal["elu", "relu", "gelu", "tanh"] = "elu",
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        lookback: int | None = None,
+        pool: Literal["sample", "batch"] = "sample",
+        init_lam: float = 1.0,
+        fit_intercept: bool = False,
+        skip: bool = True,
+        loss: Literal["mse", "mae", "huber"] = "mae",
+        huber_delta: float = 1.0,
+        lam_lr: float | None = None,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        # optimizer factories are code, not hyperparameters: a checkpoint must load with weights_only=True
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+        if not 0 <= target_channel < in_channels:
+            raise ValueError(f"target_channel {target_channel} is not among the {in_channels} input channels")
+        encoder_channels, decoder_channels = list(encoder_channels), list(decoder_channels)
+        self.encoder = conv_stack([in_channels, *encoder_channels], kernel_size, activation, batch_norm, dropout)
+        self.predictor = RidgePostdiction(base_len, horizon, lookback, pool, init_lam, fit_intercept)
+        self.decoder = conv_stack(
+            [encoder_channels[-1], *decoder_channels, 1], kernel_size, activation, batch_norm, dropout
+        )
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.val_metrics = ForecastMetrics(horizon)
+        self.test_metrics = ForecastMetrics(horizon)
+        self.test_results: dict[str, dict[str, Tensor]] | None = None
+
+    # ----------------------------------------------------------------------------------------------- model
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalised base ``(B, C, L)`` → normalised forecast ``(B, 1, H)``."""
+        z = self.encoder(x)  # (B, E, L)
+        future = self.predictor(z)  # (B, E, H)
+        out = self.decoder(future)  # (B, 1, H)
+        if self.hparams.skip:
+            c = self.hparams.target_channel
+            out = out + x[:, c : c + 1, -1:]  # correction to the last base value
+        return out
+
+    @property
+    def lam(self) -> Tensor:
+        """The ridge weight λ (positive scalar)."""
+        return self.predictor.lam
+
+    def forecast_dollars(self, batch: Batch) -> Tensor:
+        """Forecasts of a batch in dollars, ``(B, H)`` float64."""
+        return denormalise(self(batch["x"]).double(), batch["loc"], batch["scale"], batch["normalisation"])[:, 0]
+
+    def loss_fn(self, prediction: Tensor, target: Tensor) -> Tensor:
+        if self.hparams.loss == "mae":
+            return F.l1_loss(prediction, target)
+        if self.hparams.loss == "huber":
+            return F.huber_loss(prediction, target, delta=self.hparams.huber_delta)
+        return F.mse_loss(prediction, target)
+
+    # ------------------------------------------------------------------------------------------- loop steps
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss = self.loss_fn(self(batch["x"]), batch["y"])
+        batch_size = batch["x"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        self.log("lambda", self.lam.detach(), batch_size=batch_size)
+        return loss
+
+    def _evaluate(self, batch: Batch, metrics: ForecastMetrics, prefix: str) -> None:
+        prediction = self(batch["x"])
+        self.log(f"{prefix}/loss", self.loss_fn(prediction, batch["y"]), batch_size=prediction.shape[0], sync_dist=True)
+        dollars = denormalise(prediction.double(), batch["loc"], batch["scale"], batch["normalisation"])[:, 0]
+        metrics.update(dollars, batch["base_close"], batch["target"])
+
+    def _log_metrics(self, metrics: ForecastMetrics, prefix: str) -> dict[str, dict[str, Tensor]]:
+        results = metrics.compute()
+        model = results["model"]
+        scalars = {f"{prefix}/{k}": v for k, v in model.items() if k not in ("mae_step", "mae")}
+        scalars |= {f"{prefix}/mae_step_{i + 1:02d}": v for i, v in enumerate(model["mae_step"])}
+        scalars |= {f"{prefix}/{name}_mae": results[name]["mae"] for name in ("naive", "drift")}
+        self.log_dict({k: v.float() for k, v in scalars.items()}, sync_dist=True)
+        self.log(f"{prefix}/mae", model["mae"].float(), prog_bar=True, sync_dist=True)
+        metrics.reset()
+        return results
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics(self.val_metrics, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = self._log_metrics(self.test_metrics, "test")
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
+        """``{"index": (B,) window indices, "forecast": (B, H) dollars}``."""
+        return {"index": batch["index"], "forecast": self.forecast_dollars(batch)}
+
+    # ------------------------------------------------------------------------------------------- optimizer
+    def configure_optimizers(self) -> Any:
+        lam_params = list(self.predictor.parameters())
+        lam_ids = {id(p) for p in lam_params}
+        network = [p for p in self.parameters() if id(p) not in lam_ids]
+        # named groups: LearningRateMonitor logs them as lr-<Optimizer>/network and lr-<Optimizer>/lambda
+        lam_group: dict[str, Any] = {"params": lam_params, "weight_decay": 0.0, "name": "lambda"}
+        if self.hparams.lam_lr is not None:
+            lam_group["lr"] = self.hparams.lam_lr
+        groups = [{"params": network, "name": "network"}, lam_group]
+        if self.optimizer_factory is None:
+            optimizer = torch.optim.AdamW(groups, lr=1e-3, weight_decay=1e-2)
+        else:
+            optimizer = self.optimizer_factory(groups)
+        if self.scheduler_factory is None:
+            scheduler: Any = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)
+        else:
+            scheduler = self.scheduler_factory(optimizer)
+        config: dict[str, Any] = {"scheduler": scheduler, "interval": "epoch"}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = "val/mae"
+        if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+            config["interval"] = "step"  # its total_steps counts optimizer steps
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,84 @@
+"""Forecast metrics on the dollar scale, for the model and the naive and drift baselines (torchmetrics)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import (
+    MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    MeanSquaredError,
+    MetricCollection,
+    SymmetricMeanAbsolutePercentageError,
+)
+
+FORECASTERS = ("model", "naive", "drift")
+
+
+def naive_forecast(base_close: Tensor, horizon: int) -> Tensor:
+    """Repeat the last base value: ``(B, L)`` dollars → ``(B, H)``."""
+    return base_close[:, -1:].expand(-1, horizon)
+
+
+def drift_forecast(base_close: Tensor, horizon: int) -> Tensor:
+    """Extend the straight line through the first and last base values: ``(B, L)`` → ``(B, H)``."""
+    slope = (base_close[:, -1] - base_close[:, 0]) / (base_close.shape[1] - 1)  # dollars per day
+    steps = torch.arange(1, horizon + 1, dtype=base_close.dtype, device=base_close.device)
+    return base_close[:, -1:] + slope[:, None] * steps
+
+
+class ForecastMetrics(nn.Module):
+    """MAE, RMSE, MAPE (%), sMAPE (%), per-step MAE and relMAE for the model, naive and drift forecasts.
+
+    ``update`` takes dollar forecasts and targets ``(B, H)``; ``compute`` returns
+    ``{forecaster: {metric: value}}`` with ``mae_step`` a ``(H,)`` tensor and ``rel_mae`` = MAE / naive MAE.
+    States are float64 and synchronised across processes by torchmetrics.
+    """
+
+    def __init__(self, horizon: int) -> None:
+        super().__init__()
+        self.horizon = horizon
+        self.collections = nn.ModuleDict(
+            {
+                name: MetricCollection(
+                    {
+                        "mae": MeanAbsoluteError(),
+                        "rmse": MeanSquaredError(squared=False),
+                        "mape": MeanAbsolutePercentageError(),
+                        "smape": SymmetricMeanAbsolutePercentageError(),
+                    }
+                ).set_dtype(torch.float64)
+                for name in FORECASTERS
+            }
+        )
+        self.steps = nn.ModuleDict(
+            {name: MeanAbsoluteError(num_outputs=horizon).set_dtype(torch.float64) for name in FORECASTERS}
+        )
+
+    def update(self, forecast: Tensor, base_close: Tensor, target: Tensor) -> None:
+        """Accumulate one batch: ``forecast``, ``target`` (B, H) and ``base_close`` (B, L), all dollars."""
+        forecasts = {
+            "model": forecast.double(),
+            "naive": naive_forecast(base_close, self.horizon),
+            "drift": drift_forecast(base_close, self.horizon),
+        }
+        target = target.double()
+        for name, value in forecasts.items():
+            self.collections[name].update(value.reshape(-1), target.reshape(-1))
+            self.steps[name].update(value, target)
+
+    def compute(self) -> dict[str, dict[str, Tensor]]:
+        results: dict[str, dict[str, Tensor]] = {}
+        for name in FORECASTERS:
+            values = dict(self.collections[name].compute())
+            values["mape"] = values["mape"] * 100
+            values["smape"] = values["smape"] * 100
+            values["mae_step"] = self.steps[name].compute()
+            results[name] = values
+        for name in FORECASTERS:
+            results[name]["rel_mae"] = results[name]["mae"] / results["naive"]["mae"]
+        return results
+
+    def reset(self) -> None:
+        for module in (*self.collections.values(), *self.steps.values()):
+            module.reset()

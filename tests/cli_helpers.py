@@ -1,0 +1,22 @@
+"""Run the real CLI in a subprocess, with small limits that keep a run to a few seconds."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SMALL = [
+    "--data.source", "synthetic", "--data.synthetic_tickers", "2", "--data.batch_size", "64",
+    "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
+    "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false", "--trainer.accelerator", "cpu",
+]
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None):
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    full_env.pop("FORECAST_DEBUG", None) if env is None or "FORECAST_DEBUG" not in env else None
+    return subprocess.run(
+        [sys.executable, "-m", "forecast", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env,
+    )

@@ -1,0 +1,44 @@
+"""The application through the real CLI: fit writes checkpoints and TensorBoard events; resume continues."""
+
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cli_helpers import SMALL, run_cli
+
+
+def test_fit_writes_checkpoint_and_tensorboard_events(tmp_path):
+    result = run_cli(["fit", *SMALL, "--trainer.max_epochs", "2"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoints = tmp_path / "lightning_logs" / "checkpoints"
+    assert (checkpoints / "last.ckpt").is_file()
+    assert any(p.name.startswith("epoch") for p in checkpoints.iterdir())
+    events = list((tmp_path / "lightning_logs" / "version_0").glob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0].parent), size_guidance={"images": 0, "scalars": 0}).Reload()
+    scalars = set(acc.Tags()["scalars"])
+    assert {"train/loss", "val/mae", "val/rel_mae", "lambda", "lr-AdamW/network", "lr-AdamW/lambda"} <= scalars, scalars
+    assert len(acc.Scalars("lambda")) >= 6  # one per training step (3 steps x 2 epochs)
+    assert all(e.value > 0 for e in acc.Scalars("lambda"))
+    assert acc.Tags()["images"], "the forecast figure is logged each validation epoch"
+    # the end of fit prints the protocol table for the best checkpoint and saves it
+    assert "| model |" in result.stdout and "relMAE" in result.stdout
+    assert (events[0].parent / "test_metrics.json").is_file()
+
+
+def test_fit_resumes_from_last_checkpoint(tmp_path):
+    first = run_cli(["fit", *SMALL, "--trainer.max_epochs", "1"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    last = tmp_path / "lightning_logs" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 0
+    second = run_cli(["fit", *SMALL, "--trainer.max_epochs", "3", "--ckpt_path", "last"], tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Restoring states from the checkpoint path" in second.stderr + second.stdout
+    resumed = torch.load(last, weights_only=True)
+    assert resumed["epoch"] == 2
+    assert resumed["global_step"] == 9  # 3 epochs x 3 batches: the first epoch was not trained again
+
+
+def test_fit_without_arguments_uses_code_defaults(tmp_path):
+    result = run_cli(["fit", "--print_config"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "max_epochs: 10" in result.stdout and "normalisation: zscore" in result.stdout

@@ -1,0 +1,117 @@
+"""The Forecaster: per-window independence, checkpoint round trip, λ, optimizer groups, dollar metrics."""
+
+import numpy as np
+import pytest
+import torch
+
+from forecast.data import StockDataModule
+from forecast.model import ForecastMetrics, Forecaster, drift_forecast, naive_forecast
+from forecast.model.blocks import RidgePostdiction
+
+
+@pytest.fixture(scope="module")
+def batch():
+    dm = StockDataModule(source="synthetic", synthetic_tickers=2, batch_size=16)
+    dm.setup("fit")
+    return dm.datasets["val"].__getitems__(list(range(0, 160, 10)))
+
+
+@pytest.mark.parametrize("lookback", [None, 3])
+def test_forecast_of_a_window_does_not_depend_on_its_batch_mates(batch, lookback):
+    torch.manual_seed(0)
+    model = Forecaster(lookback=lookback).eval()
+    with torch.no_grad():
+        alone = model(batch["x"][:1])
+        together = model(batch["x"])[:1]
+        shuffled = model(batch["x"].flip(0))[-1:]
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(shuffled, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_pooled_ridge_depends_on_batch_mates_the_tutorials_flaw(batch):
+    torch.manual_seed(0)
+    model = Forecaster(pool="batch").eval()
+    with torch.no_grad():
+        alone = model(batch["x"][:1])
+        together = model(batch["x"])[:1]
+    assert (together - alone).abs().max() > 1e-3
+
+
+def test_postdiction_rows_match_hand_layout():
+    # E=1 channel with values 0..9, base 10, horizon 2, lookback 3: 6 shifts, rows [s, s+1, s+2] -> [s+3, s+4]
+    layer = RidgePostdiction(base_len=10, horizon=2, lookback=3, init_lam=1e-3).double()
+    z = torch.arange(10, dtype=torch.float64).reshape(1, 1, 10)
+    assert layer.shifts == 6
+    # a linear sequence is continued exactly by the (near-unregularised) fitted map: 10, 11
+    torch.testing.assert_close(layer(z), torch.tensor([[[10.0, 11.0]]], dtype=torch.float64), atol=1e-2, rtol=0)
+    with pytest.raises(ValueError, match="lookback must be in 1..8"):
+        RidgePostdiction(base_len=10, horizon=2, lookback=9)
+
+
+def test_lambda_positive_gets_gradient_and_every_group_steps(batch):
+    torch.manual_seed(0)
+    model = Forecaster()
+    assert float(model.lam.detach()) > 0
+    optim_config = model.configure_optimizers()
+    optimizer = optim_config["optimizer"]
+    assert len(optimizer.param_groups) == 2
+    assert optimizer.param_groups[1]["weight_decay"] == 0.0
+    assert [p is model.predictor.ridge.raw_lam for p in optimizer.param_groups[1]["params"]] == [True]
+    before = [[p.detach().clone() for p in g["params"]] for g in optimizer.param_groups]
+    loss = model.loss_fn(model(batch["x"]), batch["y"])
+    loss.backward()
+    assert model.predictor.ridge.raw_lam.grad is not None and model.predictor.ridge.raw_lam.grad.abs() > 0
+    optimizer.step()
+    for group, old in zip(optimizer.param_groups, before, strict=True):
+        assert any(not torch.equal(p, o) for p, o in zip(group["params"], old, strict=True))
+
+
+def test_checkpoint_round_trip_without_config(tmp_path, batch):
+    import lightning as L
+
+    dm = StockDataModule(source="synthetic", synthetic_tickers=2, batch_size=64)
+    model = Forecaster(lookback=5, encoder_channels=(3, 6), decoder_channels=(4,), skip=False)
+    trainer = L.Trainer(
+        max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False, enable_progress_bar=False,
+        default_root_dir=tmp_path, enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=dm)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    restored = Forecaster.load_from_checkpoint(path, weights_only=True)
+    assert restored.hparams.lookback == 5 and restored.hparams.encoder_channels == (3, 6)
+    model.eval()
+    restored.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(restored(batch["x"]), model(batch["x"]), rtol=0, atol=0)
+    assert torch.load(path, weights_only=True)["datamodule_hyper_parameters"]["synthetic_tickers"] == 2
+
+
+def test_metrics_against_numpy_reference():
+    rng = np.random.default_rng(0)
+    base = 100 + rng.normal(size=(50, 30)).cumsum(1)
+    target = base[:, -1:] + rng.normal(size=(50, 10)).cumsum(1)
+    forecast = base[:, -1:] + rng.normal(scale=0.5, size=(50, 10))
+    metrics = ForecastMetrics(horizon=10)
+    for chunk in np.array_split(np.arange(50), 3):  # several batches
+        metrics.update(*(torch.tensor(a[chunk]) for a in (forecast, base, target)))
+    out = metrics.compute()
+    err = forecast - target
+    naive_err = base[:, -1:] - target
+    assert float(out["model"]["mae"]) == pytest.approx(np.abs(err).mean(), rel=1e-12)
+    assert float(out["model"]["rmse"]) == pytest.approx(np.sqrt((err**2).mean()), rel=1e-12)
+    assert float(out["model"]["mape"]) == pytest.approx(100 * np.mean(np.abs(err) / np.abs(target)), rel=1e-9)
+    smape = 100 * np.mean(2 * np.abs(err) / (np.abs(target) + np.abs(forecast)))
+    assert float(out["model"]["smape"]) == pytest.approx(smape, rel=1e-9)
+    assert float(out["model"]["rel_mae"]) == pytest.approx(np.abs(err).mean() / np.abs(naive_err).mean(), rel=1e-12)
+    np.testing.assert_allclose(out["model"]["mae_step"].numpy(), np.abs(err).mean(0), rtol=1e-12)
+    slope = (base[:, -1] - base[:, 0]) / 29
+    drift = base[:, -1:] + slope[:, None] * np.arange(1, 11)
+    assert float(out["drift"]["mae"]) == pytest.approx(np.abs(drift - target).mean(), rel=1e-12)
+    assert float(out["naive"]["rel_mae"]) == 1.0
+
+
+def test_baselines_hand_computed():
+    base = torch.tensor([[1.0, 2.0, 3.0]])
+    assert naive_forecast(base, 2).tolist() == [[3.0, 3.0]]
+    assert drift_forecast(base, 2).tolist() == [[4.0, 5.0]]
