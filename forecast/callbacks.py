@@ -14,11 +14,35 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ModelCheckpoint
 
 log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = ["Name", "origin_date", "target_date", "step", "forecast"]
+
+
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``last.ckpt`` is refreshed at every save point, as resuming needs.
+
+    Lightning 2.6 writes ``last.ckpt`` only when a top-k checkpoint was written at the same step, so after an
+    epoch that does not improve the monitored metric ``last`` would still point at an older epoch and
+    ``fit --ckpt_path last`` would silently repeat epochs.
+    """
+
+    def _refresh_last(self, trainer: L.Trainer) -> None:
+        stale = self._last_global_step_saved != trainer.global_step or not self.last_model_path
+        if self.save_last and stale and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
 
 
 class ForecastFigures(Callback):
@@ -84,22 +108,31 @@ class CSVPredictionWriter(BasePredictionWriter):
         self.summary: dict[str, Any] | None = None
         self._parts_dir: Path | None = None
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage != "predict":
-            return
-        # a shared scratch folder beside the output: same filesystem, so the final rename is atomic
+    def check_output(self) -> None:
+        """Fail early, with one line, when ``output`` cannot be written."""
         parent = self.output.parent
         if not parent.is_dir():
             raise OSError(f"cannot write predictions: folder {parent} does not exist; create it or choose --output")
         if not os.access(parent, os.W_OK):
             raise OSError(f"cannot write predictions: folder {parent} is not writable; choose another --output")
-        name = f".{self.output.name}.parts"
-        parts = parent / name
+        if self.output.is_dir():
+            raise OSError(f"cannot write predictions: {self.output} is a folder; name a file with --output")
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "predict":
+            return
+        self.check_output()
+        # a shared scratch folder beside the output: same filesystem, so the final rename is atomic
+        parts = self.output.parent / f".{self.output.name}.parts"
         if trainer.is_global_zero:
             shutil.rmtree(parts, ignore_errors=True)
             parts.mkdir()
         trainer.strategy.barrier("prediction-writer-setup")
         self._parts_dir = parts
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if self._parts_dir is not None and trainer.is_global_zero:
+            shutil.rmtree(self._parts_dir, ignore_errors=True)
 
     def write_on_epoch_end(
         self,

@@ -12,16 +12,17 @@ import logging
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from forecast.callbacks import CSVPredictionWriter, ForecastFigures
+from forecast.callbacks import BestAndLastCheckpoint, CSVPredictionWriter, ForecastFigures
 from forecast.data import DataError, StockDataModule
 from forecast.model import Forecaster
 from forecast.report import write_report
@@ -85,7 +86,7 @@ class ForecastCLI(LightningCLI):
 
     # ------------------------------------------------------------------------------------------ arguments
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/mae",
@@ -150,9 +151,48 @@ class ForecastCLI(LightningCLI):
             self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
     # ---------------------------------------------------------------------------------------------- hooks
+    def _check_checkpoint(self, subcommand: str) -> None:
+        """A checkpoint whose weights do not fit the model built from the settings fails here, before any output."""
+        ckpt_path = self.config[subcommand].get("ckpt_path")
+        if not ckpt_path or ckpt_path in ("last", "best") or not Path(ckpt_path).is_file():
+            return
+        theirs = read_checkpoint(ckpt_path)["state_dict"]
+        ours = self.model.state_dict()
+        missing = sorted(set(ours) - set(theirs))
+        unexpected = sorted(set(theirs) - set(ours))
+        resized = sorted(k for k in set(ours) & set(theirs) if tuple(ours[k].shape) != tuple(theirs[k].shape))
+        if missing or unexpected or resized:
+            first = (missing or unexpected or resized)[0]
+            raise CheckpointError(
+                f"{ckpt_path} does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected, "
+                f"{len(resized)} resized weights, e.g. {first}); drop the overrides that change the architecture "
+                "or use the config it was trained with"
+            )
+
+    def _check_data(self, stage: str) -> None:
+        """Load and validate the data before the Trainer writes anything (logs, config, checkpoints).
+
+        A bad file, an unknown ticker or an empty split then fails with nothing left on disk. The DataModule
+        keeps what it loaded, so the Trainer's own ``setup`` call does not read the data again.
+        """
+        self._check_checkpoint(stage)
+        self.datamodule.prepare_data()
+        self.datamodule.setup(stage)
+
+    def before_fit(self) -> None:
+        self._check_data("fit")
+
+    def before_validate(self) -> None:
+        self._check_data("validate")
+
+    def before_test(self) -> None:
+        self._check_data("test")
+
     def before_predict(self) -> None:
         output = self.config["predict"].get("output") or "predictions.csv"
         self.writer = CSVPredictionWriter(output)
+        self.writer.check_output()
+        self._check_data("predict")
         self.trainer.callbacks.append(self.writer)
 
     def after_predict(self) -> None:
@@ -176,10 +216,10 @@ class ForecastCLI(LightningCLI):
         self._report("test")
 
     def _report(self, split: str) -> None:
+        log_dir = Path(self.trainer.log_dir or ".")  # a collective call under DDP: every rank must make it
         results = self.model.test_results
         if results is None or not self.trainer.is_global_zero:
             return
-        log_dir = Path(self.trainer.log_dir or ".")
         print(write_report(results, log_dir, split))
 
 
@@ -197,6 +237,13 @@ class _RankZeroFilter(logging.Filter):
         return rank_zero_only.rank == 0
 
 
+class _NoAdvertFilter(logging.Filter):
+    """Drop Lightning's "💡 Tip" advertisement lines; keep everything else it logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
 def _configure_logging() -> None:
     logger = logging.getLogger("forecast")
     if not logger.handlers:
@@ -205,6 +252,10 @@ def _configure_logging() -> None:
         handler.addFilter(_RankZeroFilter())
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+    for lightning_handler in logging.getLogger("lightning.pytorch").handlers:
+        lightning_handler.addFilter(_NoAdvertFilter())
+    # a deprecation inside Lightning's own code, not actionable by users of this tool
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def _is_user_error(exc: BaseException) -> bool:

@@ -6,10 +6,26 @@ import sys
 from pathlib import Path
 
 SMALL = [
-    "--data.source", "synthetic", "--data.synthetic_tickers", "2", "--data.batch_size", "64",
-    "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
-    "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
-    "--trainer.enable_model_summary", "false", "--trainer.accelerator", "cpu",
+    "--data.source",
+    "synthetic",
+    "--data.synthetic_tickers",
+    "2",
+    "--data.batch_size",
+    "64",
+    "--trainer.limit_train_batches",
+    "3",
+    "--trainer.limit_val_batches",
+    "2",
+    "--trainer.limit_test_batches",
+    "2",
+    "--trainer.log_every_n_steps",
+    "1",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.enable_model_summary",
+    "false",
+    "--trainer.accelerator",
+    "cpu",
 ]
 
 
@@ -18,5 +34,9 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict[str, str
     full_env.pop("FORECAST_DEBUG", None) if env is None or "FORECAST_DEBUG" not in env else None
     return subprocess.run(
         [sys.executable, "-m", "forecast", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
     )

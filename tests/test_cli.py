@@ -1,9 +1,8 @@
 """The application through the real CLI: fit writes checkpoints and TensorBoard events; resume continues."""
 
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
 from cli_helpers import SMALL, run_cli
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
 def test_fit_writes_checkpoint_and_tensorboard_events(tmp_path):

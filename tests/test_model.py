@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from forecast.data import StockDataModule
-from forecast.model import ForecastMetrics, Forecaster, drift_forecast, naive_forecast
+from forecast.model import Forecaster, ForecastMetrics, drift_forecast, naive_forecast
 from forecast.model.blocks import RidgePostdiction
 
 
@@ -44,7 +44,7 @@ def test_postdiction_rows_match_hand_layout():
     assert layer.shifts == 6
     # a linear sequence is continued exactly by the (near-unregularised) fitted map: 10, 11
     torch.testing.assert_close(layer(z), torch.tensor([[[10.0, 11.0]]], dtype=torch.float64), atol=1e-2, rtol=0)
-    with pytest.raises(ValueError, match="lookback must be in 1..8"):
+    with pytest.raises(ValueError, match=r"lookback must be in 1\.\.8"):
         RidgePostdiction(base_len=10, horizon=2, lookback=9)
 
 
@@ -72,8 +72,13 @@ def test_checkpoint_round_trip_without_config(tmp_path, batch):
     dm = StockDataModule(source="synthetic", synthetic_tickers=2, batch_size=64)
     model = Forecaster(lookback=5, encoder_channels=(3, 6), decoder_channels=(4,), skip=False)
     trainer = L.Trainer(
-        max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False, enable_progress_bar=False,
-        default_root_dir=tmp_path, enable_model_summary=False,
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        logger=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+        enable_model_summary=False,
     )
     trainer.fit(model, datamodule=dm)
     path = tmp_path / "model.ckpt"

@@ -7,7 +7,8 @@ from typing import Literal
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Sampler
 
 from forecast.data.errors import NotEnoughDataError
 from forecast.data.normalize import METHODS
@@ -157,11 +158,17 @@ class StockDataModule(L.LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[name]
-        sampler = None
-        if shuffle:
-            distributed = self.trainer is not None and self.trainer.world_size > 1
+        distributed = self.trainer is not None and self.trainer.world_size > 1
+        sampler: Sampler[int] | None = None
+        if shuffle and not distributed:
             # under DDP Lightning installs a DistributedSampler seeded by (seed, epoch); alone, ours does the same
-            sampler = None if distributed else EpochSeededSampler(len(dataset), self.hparams.seed)
+            sampler = EpochSeededSampler(len(dataset), self.hparams.seed)
+        elif not shuffle and distributed:
+            # evaluation shards without padding: every window is scored exactly once across ranks
+            # (Lightning's default DistributedSampler repeats windows to even out the ranks)
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
+            )
         return DataLoader(
             dataset,
             batch_size=self.hparams.batch_size,

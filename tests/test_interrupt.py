@@ -1,0 +1,70 @@
+"""A fit killed between epochs and resumed with --ckpt_path last ends with the uninterrupted run's weights."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from cli_helpers import SMALL, run_cli
+
+TINY = [
+    *SMALL,
+    "--trainer.deterministic",
+    "true",
+    "--trainer.limit_train_batches",
+    "8",
+    "--data.batch_size",
+    "32",
+    "--trainer.max_epochs",
+    "3",
+]
+
+
+def _final_weights(root):
+    return torch.load(root / "lightning_logs" / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+def _wait_for_epoch(path, epoch, process, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if path.is_file():
+            try:
+                if torch.load(path, weights_only=True)["epoch"] >= epoch:
+                    return True
+            except Exception:
+                pass
+        time.sleep(0.05)
+    return False
+
+
+def test_sigkill_between_epochs_then_resume_matches_uninterrupted_run(tmp_path):
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    straight.mkdir()
+    broken.mkdir()
+    reference = run_cli(["fit", *TINY], straight)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forecast", "fit", *TINY],
+        cwd=broken,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        saved = _wait_for_epoch(broken / "lightning_logs" / "checkpoints" / "last.ckpt", 0, process)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert saved, "the first epoch's checkpoint never appeared"
+    assert _final_weights(broken)["epoch"] < 2, "killed too late to test anything"
+
+    resumed = run_cli(["fit", *TINY, "--ckpt_path", "last"], broken)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = _final_weights(straight), _final_weights(broken)
+    assert a["epoch"] == b["epoch"] == 2 and a["global_step"] == b["global_step"]
+    for name, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][name], value, rtol=0, atol=1e-6, msg=name)

@@ -1,0 +1,64 @@
+"""Forecasting from a checkpoint alone, the prediction file format, and 2-process DDP on CPU (gloo)."""
+
+import pandas as pd
+import pytest
+import torch
+from cli_helpers import SMALL, run_cli
+
+# a non-default model and data layout: predict must rebuild both from the checkpoint
+CUSTOM = ["--model.lookback", "4", "--model.encoder_channels", "[3, 6]", "--data.base_len", "20", "--data.horizon", "5"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trained")
+    result = run_cli(["fit", *SMALL, *CUSTOM, "--trainer.max_epochs", "1"], root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root / "lightning_logs" / "checkpoints" / "last.ckpt"
+
+
+def test_predict_from_checkpoint_alone_writes_protocol_rows(trained, tmp_path):
+    out = tmp_path / "forecasts.csv"
+    result = run_cli(
+        ["predict", "--ckpt_path", str(trained), "--output", str(out), "--trainer.accelerator", "cpu"], tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["Name", "origin_date", "target_date", "step", "forecast"]
+    assert sorted(frame["step"].unique()) == [1, 2, 3, 4, 5]  # horizon 5 restored from the checkpoint
+    assert frame["Name"].nunique() == 2  # synthetic_tickers 2 restored from the checkpoint
+    assert frame["origin_date"].min() >= "2016-12-01" and frame["target_date"].min() >= "2017-01-02"
+    assert frame.groupby(["Name", "origin_date"]).size().eq(5).all()
+    assert (frame["target_date"] > frame["origin_date"]).all()
+    assert (frame["forecast"] > 0).all()
+    assert f"wrote {len(frame):,} forecast rows for 2 tickers" in result.stdout
+    assert not list(tmp_path.glob(".forecasts.csv*"))  # no temporary files left behind
+
+
+def test_predict_latest_forecasts_next_business_days(trained, tmp_path):
+    out = tmp_path / "latest.csv"
+    args = ["predict", "--ckpt_path", str(trained), "--output", str(out), "--data.predict_set", "latest"]
+    result = run_cli([*args, "--trainer.accelerator", "cpu"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    frame = pd.read_csv(out)
+    assert len(frame) == 2 * 5
+    assert set(frame["origin_date"]) == {"2017-12-29"}
+    assert frame["target_date"].tolist()[:5] == ["2018-01-01", "2018-01-02", "2018-01-03", "2018-01-04", "2018-01-05"]
+
+
+def test_ddp_two_processes_fit_then_predict_equals_one_process(tmp_path):
+    ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2"]
+    fit = run_cli(["fit", *SMALL, *ddp, "--trainer.max_epochs", "1"], tmp_path)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    ckpt = tmp_path / "lightning_logs" / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 0
+    common = ["predict", "--ckpt_path", str(ckpt), "--trainer.accelerator", "cpu"]
+    two = run_cli([*common, *ddp, "--output", "two.csv"], tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = run_cli([*common, "--trainer.devices", "1", "--output", "one.csv"], tmp_path)
+    assert one.returncode == 0, one.stderr[-3000:]
+    a, b = pd.read_csv(tmp_path / "two.csv"), pd.read_csv(tmp_path / "one.csv")
+    assert len(a) == len(b) > 0
+    assert not a.duplicated(["Name", "origin_date", "step"]).any()
+    pd.testing.assert_frame_equal(a.drop(columns="forecast"), b.drop(columns="forecast"))
+    assert (a["forecast"] - b["forecast"]).abs().max() < 1e-4
