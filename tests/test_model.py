@@ -120,3 +120,32 @@ def test_baselines_hand_computed():
     base = torch.tensor([[1.0, 2.0, 3.0]])
     assert naive_forecast(base, 2).tolist() == [[3.0, 3.0]]
     assert drift_forecast(base, 2).tolist() == [[4.0, 5.0]]
+
+
+@pytest.mark.parametrize("width", [1, 4, 13])
+def test_sliding_window_gram_equals_explicit_rows(width):
+    from forecast.model.blocks import sliding_window_gram
+
+    z = torch.randn(3, 5, 30, dtype=torch.float64)
+    rows = z.unfold(-1, width, 1).reshape(3, -1, width)  # (B, E * shifts, width), materialised
+    gram, mean = sliding_window_gram(z, width)
+    torch.testing.assert_close(gram, rows.mT @ rows, rtol=1e-12, atol=1e-10)
+    torch.testing.assert_close(mean, rows.mean(1), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_postdiction_equals_ridge_on_explicit_rows(fit_intercept):
+    """The Gram shortcut gives the same forecasts and gradients as ridge_solve on materialised rows."""
+    from forecast.nn import RidgeRegression
+
+    layer = RidgePostdiction(base_len=30, horizon=10, lookback=3, init_lam=0.7, fit_intercept=fit_intercept).double()
+    reference = RidgeRegression(init_lam=0.7, fit_intercept=fit_intercept).double()
+    z1 = torch.randn(4, 6, 30, dtype=torch.float64, requires_grad=True)
+    z2 = z1.detach().clone().requires_grad_(True)
+    rows = z2.unfold(-1, 13, 1).reshape(4, -1, 13)
+    expected = reference(rows[..., :3], rows[..., 3:], z2[..., -3:])
+    got = layer(z1)
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
+    got.pow(2).sum().backward()
+    expected.pow(2).sum().backward()
+    torch.testing.assert_close(z1.grad, z2.grad, rtol=1e-8, atol=1e-9)

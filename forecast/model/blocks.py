@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from forecast.nn import RidgeRegression
 
@@ -32,6 +35,48 @@ def conv_stack(
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
+
+
+def sliding_window_gram(z: Tensor, width: int) -> tuple[Tensor, Tensor]:
+    """Gram matrix and mean of all sliding rows of a sequence batch, without materialising the rows.
+
+    The rows are ``z[b, e, s : s + width]`` for every channel ``e`` and shift ``s = 0 .. L - width``. Their Gram
+    entry ``(a, a + d)`` is a sum of lag-``d`` products, ``Σ_e Σ_s z[e, s + a] z[e, s + a + d]``, computed from
+    one cumulative sum per lag: ``width`` small vectorised operations instead of a batched product over
+    ``E · shifts`` rows (which is memory-bound on CPUs).
+
+    Args:
+        z: ``(B, E, L)``.
+        width: row length, ``1 .. L``.
+
+    Returns:
+        ``gram`` ``(B, width, width)`` and ``mean`` ``(B, width)`` (the mean row).
+    """
+    b, e, length = z.shape
+    shifts = length - width + 1
+    starts = torch.arange(width, device=z.device)
+    lag_sums = []
+    for lag in range(width):
+        products = (z[..., : length - lag] * z[..., lag:]).sum(1)  # (B, L - lag): Σ_e z[t] z[t + lag]
+        cumulative = F.pad(products.cumsum(-1), (1, 0))  # (B, L - lag + 1), c[j] = Σ_{t < j}
+        a = starts[: width - lag]
+        lag_sums.append(cumulative[:, a + shifts] - cumulative[:, a])  # (B, width - lag): entries (a, a + lag)
+    flat = torch.cat(lag_sums, dim=1)  # (B, width (width + 1) / 2), lag-major
+    gram = flat[:, _symmetric_index(width, z.device)].reshape(b, width, width)
+    totals = F.pad(z.sum(1).cumsum(-1), (1, 0))  # (B, L + 1)
+    mean = (totals[:, starts + shifts] - totals[:, starts]) / (e * shifts)  # (B, width)
+    return gram, mean
+
+
+@functools.lru_cache(maxsize=32)
+def _symmetric_index(width: int, device: torch.device) -> Tensor:
+    """For each (i, j) of a width × width matrix, its position in the lag-major list of upper-triangle entries."""
+    offsets = [0]
+    for lag in range(width):
+        offsets.append(offsets[-1] + width - lag)
+    i, j = torch.meshgrid(torch.arange(width), torch.arange(width), indexing="ij")
+    lag, first = (j - i).abs(), torch.minimum(i, j)
+    return (torch.tensor(offsets[:-1])[lag] + first).reshape(-1).to(device)
 
 
 class RidgePostdiction(nn.Module):
@@ -80,15 +125,17 @@ class RidgePostdiction(nn.Module):
         """Encoded base ``(B, E, L)`` → encoded forecast ``(B, E, H)``."""
         b, e, _ = z.shape
         k, h = self.lookback, self.horizon
-        windows = z.unfold(-1, k + h, 1)  # (B, E, shifts, k + h): every shift of (features, targets)
-        x_fit = windows[..., :k].reshape(b, e * self.shifts, k)  # (B, n, k), n = E * shifts
-        y_fit = windows[..., k:].reshape(b, e * self.shifts, h)  # (B, n, H)
         x_query = z[..., -k:]  # (B, E, k)
         if self.pool == "batch":
-            x_fit = x_fit.reshape(1, b * e * self.shifts, k)
-            y_fit = y_fit.reshape(1, b * e * self.shifts, h)
-            return self.ridge(x_fit, y_fit, x_query.reshape(1, b * e, k)).reshape(b, e, h)
-        return self.ridge(x_fit, y_fit, x_query)
+            # the tutorial's single regression over every row of the batch
+            rows = z.unfold(-1, k + h, 1).reshape(1, b * e * self.shifts, k + h)  # (1, n, k + H)
+            return self.ridge.fit_predict_rows(rows, k, x_query.reshape(1, b * e, k)).reshape(b, e, h)
+        # rows: every shift of every channel, k features then H targets; only their Gram matrix is needed
+        gram, mean = sliding_window_gram(z, k + h)  # (B, k + H, k + H), (B, k + H)
+        if self.ridge.fit_intercept:
+            gram = gram - (e * self.shifts) * mean[:, :, None] * mean[:, None, :]
+            return self.ridge.fit_predict_gram(gram, k, x_query, mean)
+        return self.ridge.fit_predict_gram(gram, k, x_query)
 
     @property
     def lam(self) -> Tensor:

@@ -58,7 +58,7 @@ class _RidgeSolve(torch.autograd.Function):
         else:
             factor = _factorise(xt @ x, lam_b)  # (B, p, p) chol of xᵀx + lam I
             w = torch.cholesky_solve(xt @ y, factor)  # (B, p, h)
-            ctx.save_for_backward(x, y - x @ w, factor, w)
+            ctx.save_for_backward(x, y, factor, w)
         ctx.dual = dual
         ctx.lam_is_scalar = lam_is_scalar
         return w
@@ -83,12 +83,12 @@ class _RidgeSolve(torch.autograd.Function):
             grad_x = torch.cat([alpha, beta], dim=-1) @ right  # (B, n, p)
             grad_lam = -(beta * alpha).sum(dim=(-2, -1))  # (B,) = -<x v, alpha> = -<v, w>
         else:
-            x, residual, factor, w = ctx.saved_tensors
+            x, y, factor, w = ctx.saved_tensors
             v = torch.cholesky_solve(grad_w, factor)  # (B, p, h)
-            xv = x @ v  # (B, n, h)
-            grad_y = xv
-            # dL/dx = r vᵀ - x v wᵀ = [r, -x v] [v, w]ᵀ, one product
-            grad_x = torch.cat([residual, -xv], dim=-1) @ torch.cat([v, w], dim=-1).transpose(-1, -2)
+            grad_y = x @ v  # (B, n, h)
+            # dL/dx = (y - x w) vᵀ - x v wᵀ = y vᵀ - x (w vᵀ + v wᵀ): the (n, h) products stay few, the rest is p × p
+            wv = w @ v.transpose(-1, -2)  # (B, p, p)
+            grad_x = y @ v.transpose(-1, -2) - x @ (wv + wv.transpose(-1, -2))
             grad_lam = -(v * w).sum(dim=(-2, -1))  # (B,)
         if ctx.lam_is_scalar:
             grad_lam = grad_lam.sum()
@@ -100,7 +100,64 @@ class _RidgeSolve(torch.autograd.Function):
         )
 
 
-def _check_inputs(x: Tensor, y: Tensor, lam: Tensor) -> None:
+class _RidgeSolveNormal(torch.autograd.Function):
+    """Ridge solve from sufficient statistics: (gram + lam I) w = cross, implicit gradients."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, gram: Tensor, cross: Tensor, lam: Tensor, lam_is_scalar: bool) -> Tensor:
+        lam_b = lam.expand(gram.shape[0]) if lam_is_scalar else lam
+        # solve with the symmetric part, (A + Aᵀ)/2: a function of the whole matrix, not of one triangle
+        factor = _factorise((gram + gram.transpose(-1, -2)) * 0.5, lam_b)  # (B, p, p)
+        w = torch.cholesky_solve(cross, factor)  # (B, p, h)
+        ctx.save_for_backward(factor, w)
+        ctx.lam_is_scalar = lam_is_scalar
+        return w
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad_w: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
+        # (S + lam I) w = b with S = (A + Aᵀ)/2  ⇒  with v = (S + lam I)^{-1} grad_w:
+        #   dL/db = v,  dL/dA = -(v wᵀ + w vᵀ)/2,  dL/dlam = -<v, w>
+        factor, w = ctx.saved_tensors
+        v = torch.cholesky_solve(grad_w.contiguous(), factor)
+        outer = v @ w.transpose(-1, -2)
+        grad_gram = -(outer + outer.transpose(-1, -2)) * 0.5
+        grad_lam = -(v * w).sum(dim=(-2, -1))
+        if ctx.lam_is_scalar:
+            grad_lam = grad_lam.sum()
+        return grad_gram, v, grad_lam, None
+
+
+def ridge_solve_normal(gram: Tensor, cross: Tensor, lam: Tensor | float) -> Tensor:
+    """Ridge solve from the normal equations' statistics, with implicit gradients.
+
+    Solves ``(gram + lam I) w = cross`` for a batch, where ``gram = xᵀx`` ``(B, p, p)`` (symmetric positive
+    semi-definite) and ``cross = xᵀy`` ``(B, p, h)``. When there are many more rows than features this is far
+    cheaper than :func:`ridge_solve`: the caller forms the statistics once (one batched product, often for x and
+    y together) and everything here is ``p × p``. Only the symmetric part of ``gram`` is used, so its gradient is
+    symmetric too.
+
+    Args:
+        gram: ``(B, p, p)``.
+        cross: ``(B, p, h)``.
+        lam: positive, shape ``()`` or ``(B,)``.
+
+    Returns:
+        w ``(B, p, h)``.
+    """
+    lam_t = torch.as_tensor(lam, dtype=gram.dtype, device=gram.device) if not isinstance(lam, Tensor) else lam
+    if gram.ndim != 3 or gram.shape[-1] != gram.shape[-2] or cross.ndim != 3 or cross.shape[:2] != gram.shape[:2]:
+        raise ValueError(
+            f"ridge_solve_normal: expected gram (B, p, p) and cross (B, p, h), got {tuple(gram.shape)} and "
+            f"{tuple(cross.shape)}"
+        )
+    _check_inputs(gram, cross, lam_t, name="ridge_solve_normal", names=("gram", "cross", "lam"))
+    return _RidgeSolveNormal.apply(gram, cross, lam_t, lam_t.ndim == 0)
+
+
+def _check_inputs(
+    x: Tensor, y: Tensor, lam: Tensor, name: str = "ridge_solve", names: tuple[str, str, str] = ("x", "y", "lam")
+) -> None:
     if x.ndim != 3 or y.ndim != 3:
         raise ValueError(
             f"ridge_solve: expected x (B, n, p) and y (B, n, h), got x {tuple(x.shape)} and y {tuple(y.shape)}"
@@ -117,11 +174,11 @@ def _check_inputs(x: Tensor, y: Tensor, lam: Tensor) -> None:
     # (a sum can also overflow to inf for huge finite values, which the exact check then clears).
     summary = torch.stack([x.sum(), y.sum(), lam.sum(), lam.min()]).tolist()
     if not math.isfinite(summary[0] + summary[1] + summary[2]):
-        for name, value in (("x", x), ("y", y), ("lam", lam)):
+        for label, value in zip(names, (x, y, lam), strict=True):
             if not bool(torch.isfinite(value).all()):
-                raise ValueError(f"ridge_solve: {name} contains non-finite values (NaN or inf)")
+                raise ValueError(f"{name}: {label} contains non-finite values (NaN or inf)")
     if not summary[3] > 0:
-        raise ValueError(f"ridge_solve: lam must be positive, got min {summary[3]:.3g}")
+        raise ValueError(f"{name}: lam must be positive, got min {summary[3]:.3g}")
 
 
 def ridge_solve(x: Tensor, y: Tensor, lam: Tensor | float) -> Tensor:
@@ -177,6 +234,41 @@ class RidgeRegression(nn.Module):
     def lam(self) -> Tensor:
         """The current λ, a positive scalar tensor."""
         return F.softplus(self.raw_lam) + self.min_lam
+
+    def fit_predict_rows(self, rows: Tensor, features: int, x_query: Tensor) -> Tensor:
+        """Fit on rows holding features and targets side by side, predict ``x_query``.
+
+        Args:
+            rows: ``(B, n, p + h)``, the first ``features`` (= p) columns are the features, the rest the targets.
+            features: p.
+            x_query: ``(B, m, p)``.
+
+        Returns:
+            ``(B, m, h)``, via one batched product ``rowsᵀ rows`` for both ``xᵀx`` and ``xᵀy``.
+        """
+        mean = rows.mean(dim=1) if self.fit_intercept else None  # (B, p + h)
+        centred = rows - mean[:, None] if mean is not None else rows
+        return self.fit_predict_gram(centred.transpose(-1, -2) @ centred, features, x_query, mean)
+
+    def fit_predict_gram(self, gram: Tensor, features: int, x_query: Tensor, mean: Tensor | None = None) -> Tensor:
+        """Fit from the Gram matrix of the rows ``[x | y]`` and predict ``x_query``.
+
+        Args:
+            gram: ``(B, p + h, p + h)`` = ``Σ_rows [x y]ᵀ [x y]`` (centred on ``mean`` when fitting an intercept).
+            features: p.
+            x_query: ``(B, m, p)``.
+            mean: ``(B, p + h)`` row mean, required when ``fit_intercept``.
+
+        Returns:
+            ``(B, m, h)``. Only ``p × p`` systems are solved (:func:`ridge_solve_normal`), whatever the row count.
+        """
+        p = features
+        w = ridge_solve_normal(gram[:, :p, :p], gram[:, :p, p:], self.lam.to(gram.dtype))  # (B, p, h)
+        if self.fit_intercept:
+            if mean is None:
+                raise ValueError("RidgeRegression(fit_intercept=True) needs the row mean")
+            return (x_query - mean[:, None, :p]) @ w + mean[:, None, p:]
+        return x_query @ w
 
     def forward(self, x_fit: Tensor, y_fit: Tensor, x_query: Tensor) -> Tensor:
         """Fit on ``(x_fit (B, n, p), y_fit (B, n, h))`` and predict ``x_query (B, m, p)`` → ``(B, m, h)``."""
