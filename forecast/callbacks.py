@@ -71,9 +71,9 @@ class ForecastFigures(Callback):
 
         picks = np.linspace(0, len(dataset) - 1, min(self.windows, len(dataset))).astype(int).tolist()
         batch = dataset.__getitems__(picks)
+        on_device = {k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         with torch.no_grad():
-            x = batch["x"].to(pl_module.device)
-            forecast = pl_module.forecast_dollars({**batch, "x": x}).cpu()
+            forecast = pl_module.forecast_dollars(on_device).cpu()
         base, target = batch["base_close"], batch["target"]
         length, horizon = base.shape[1], target.shape[1]
         fig, axes = plt.subplots(1, len(picks), figsize=(4 * len(picks), 3), squeeze=False)

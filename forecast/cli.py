@@ -8,8 +8,10 @@ errors a user can cause into one line on stderr with a non-zero exit.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import resource
 import sys
 import tempfile
 import warnings
@@ -107,6 +109,13 @@ class ForecastCLI(LightningCLI):
 
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "fit":
+            parser.add_argument(
+                "--test_after_fit",
+                type=bool,
+                default=True,
+                help="after fit, score the best checkpoint on the test split and save the table (date split only)",
+            )
         if subcommand == "predict":
             parser.add_argument(
                 "--output", type=str, default="predictions.csv", help="CSV file for the forecasts (written atomically)"
@@ -208,12 +217,40 @@ class ForecastCLI(LightningCLI):
         self._report("test")
 
     def after_fit(self) -> None:
+        self._write_fit_summary()
         # the protocol's table for the best checkpoint, on the test split, when the data has one
-        if self.trainer.interrupted or self.datamodule.hparams.split != "date":
+        if self.trainer.interrupted or self.datamodule.hparams.split != "date" or not self.config.fit.test_after_fit:
             return
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
         self._report("test")
+
+    def _write_fit_summary(self) -> None:
+        """``fit_summary.json`` in the log dir: the best validation epoch, its metrics, time to reach it, peak RSS."""
+        log_dir = Path(self.trainer.log_dir or ".")  # collective under DDP
+        history = self.model.val_history
+        if not history or not self.trainer.is_global_zero:
+            return
+        best = min(history, key=lambda row: row["mae"])
+        summary = {
+            "best_epoch": best["epoch"],
+            "best_val_mae": best["mae"],
+            "best_val_rel_mae": best["rel_mae"],
+            "seconds_to_best": best["seconds"],
+            "seconds_total": history[-1]["seconds"],
+            "epochs": len(history),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "torch_threads": torch.get_num_threads(),
+            "best_checkpoint": getattr(self.trainer.checkpoint_callback, "best_model_path", ""),
+            "history": history,
+        }
+        log_dir.mkdir(parents=True, exist_ok=True)
+        (log_dir / "fit_summary.json").write_text(json.dumps(summary, indent=2))
+        print(
+            f"best validation epoch {best['epoch']}: val relMAE {best['rel_mae']:.4f}, MAE ${best['mae']:.4f}, "
+            f"reached after {best['seconds']:.1f} s (peak RSS {summary['peak_rss_mb']:.0f} MB, "
+            f"{summary['torch_threads']} torch threads)"
+        )
 
     def _report(self, split: str) -> None:
         log_dir = Path(self.trainer.log_dir or ".")  # a collective call under DDP: every rank must make it

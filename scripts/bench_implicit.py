@@ -105,9 +105,11 @@ def step(method: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...]) 
     method(*inputs).sum().backward()
 
 
-def time_ms(method: Callable[..., torch.Tensor], batch: int, dtype: torch.dtype, device: str, repeats: int) -> float:
+def time_ms(
+    method: Callable[..., torch.Tensor], batch: int, dtype: torch.dtype, device: str, repeats: int, warmup: int = 5
+) -> float:
     inputs = make_inputs(batch, dtype, device)
-    for _ in range(5):  # warm-up: first calls pay for allocations and kernel selection
+    for _ in range(warmup):  # warm-up: first calls pay for allocations and kernel selection
         step(method, inputs)
     samples = []
     for _ in range(repeats):
@@ -173,8 +175,10 @@ def main() -> None:
             for batch in BATCHES:
                 if name == "tutorial" and batch != 8:
                     continue
-                repeats = 3 if name == "tutorial" else args.repeats
-                results[name, batch] = time_ms(METHODS[name], batch, dtype, args.device, repeats)
+                slow = name == "tutorial"  # about a second a call: fewer repeats
+                results[name, batch] = time_ms(
+                    METHODS[name], batch, dtype, args.device, 3 if slow else args.repeats, 1 if slow else 5
+                )
         print(f"\n## {str(dtype).removeprefix('torch.')}")
         print("| method | " + " | ".join(f"B={b}" for b in BATCHES) + " |")
         print("|---|" + "---:|" * len(BATCHES))

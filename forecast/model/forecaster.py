@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 import lightning as L
@@ -88,6 +89,9 @@ class Forecaster(L.LightningModule):
         self.val_metrics = ForecastMetrics(horizon)
         self.test_metrics = ForecastMetrics(horizon)
         self.test_results: dict[str, dict[str, Tensor]] | None = None
+        # per validation epoch: epoch, val mae / rel_mae, seconds since fit start (for the fit summary)
+        self.val_history: list[dict[str, float]] = []
+        self._fit_started = 0.0
 
     # ----------------------------------------------------------------------------------------------- model
     def forward(self, x: Tensor) -> Tensor:
@@ -141,11 +145,24 @@ class Forecaster(L.LightningModule):
         metrics.reset()
         return results
 
+    def on_fit_start(self) -> None:
+        self._fit_started = time.monotonic()
+        self.val_history = []
+
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics, "val")
 
     def on_validation_epoch_end(self) -> None:
-        self._log_metrics(self.val_metrics, "val")
+        results = self._log_metrics(self.val_metrics, "val")
+        if not self.trainer.sanity_checking and self.trainer.state.fn == "fit":
+            self.val_history.append(
+                {
+                    "epoch": self.current_epoch,
+                    "mae": float(results["model"]["mae"]),
+                    "rel_mae": float(results["model"]["rel_mae"]),
+                    "seconds": time.monotonic() - self._fit_started,
+                }
+            )
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics, "test")
