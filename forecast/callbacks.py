@@ -16,9 +16,21 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ModelCheckpoint
 
+from forecast.plots import forecast_figure
+
 log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = ["Name", "origin_date", "target_date", "step", "forecast"]
+
+
+def forecast_examples(model: L.LightningModule, dataset: Any, count: int) -> tuple[dict[str, Any], torch.Tensor]:
+    """``count`` windows spread evenly over ``dataset`` (the same ones every time) and their dollar forecasts."""
+    picks = np.linspace(0, len(dataset) - 1, min(count, len(dataset))).astype(int).tolist()
+    batch = dataset.__getitems__(picks)
+    on_device = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    with torch.no_grad():
+        forecast = model.forecast_dollars(on_device).cpu()
+    return batch, forecast
 
 
 class BestAndLastCheckpoint(ModelCheckpoint):
@@ -64,33 +76,8 @@ class ForecastFigures(Callback):
         dataset = getattr(datamodule, "datasets", {}).get("val")
         if dataset is None or len(dataset) == 0 or self.windows < 1:
             return
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display needed, and safe in worker threads
-        import matplotlib.pyplot as plt
-
-        picks = np.linspace(0, len(dataset) - 1, min(self.windows, len(dataset))).astype(int).tolist()
-        batch = dataset.__getitems__(picks)
-        on_device = {k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        with torch.no_grad():
-            forecast = pl_module.forecast_dollars(on_device).cpu()
-        base, target = batch["base_close"], batch["target"]
-        length, horizon = base.shape[1], target.shape[1]
-        fig, axes = plt.subplots(1, len(picks), figsize=(4 * len(picks), 3), squeeze=False)
-        for i, ax in enumerate(axes[0]):
-            past = np.arange(-length + 1, 1)
-            future = np.arange(1, horizon + 1)
-            ax.plot(past, base[i], color="0.4", label="base")
-            ax.plot(future, target[i], color="black", label="true")
-            ax.plot(future, forecast[i], color="tab:red", label="forecast")
-            ax.plot(future, base[i, -1].repeat(horizon), color="tab:blue", ls="--", label="naive")
-            ax.set_title(f"{batch['ticker'][i]} from {batch['origin_date'][i]}", fontsize=9)
-            ax.set_xlabel("trading days from origin")
-        axes[0, 0].set_ylabel("Close ($)")
-        axes[0, 0].legend(fontsize=7)
-        fig.tight_layout()
-        experiment.add_figure("val/forecasts", fig, global_step=trainer.global_step)
-        plt.close(fig)
+        fig = forecast_figure(*forecast_examples(pl_module, dataset, self.windows))
+        experiment.add_figure("val/forecasts", fig, global_step=trainer.global_step, close=True)
 
 
 class CSVPredictionWriter(BasePredictionWriter):

@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from forecast.callbacks import BestAndLastCheckpoint, CSVPredictionWriter, ForecastFigures
+from forecast.callbacks import BestAndLastCheckpoint, CSVPredictionWriter, ForecastFigures, forecast_examples
 from forecast.data import DataError, StockDataModule
 from forecast.model import Forecaster
 from forecast.report import write_report
@@ -62,13 +62,15 @@ def read_checkpoint(path: str) -> dict[str, Any]:
 
 
 def _strip_private(hparams: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in hparams.items() if not k.startswith("_")}
+    """Drop Lightning's private keys; tuples become lists (YAML and the parser want plain lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in hparams.items() if not k.startswith("_")}
 
 
 class ForecastCLI(LightningCLI):
     """LightningCLI with the project's callbacks, argument links and checkpoint handling."""
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        """Parse ``args`` (default: the command line) and run the subcommand, like ``LightningCLI``."""
         super().__init__(
             Forecaster,
             StockDataModule,
@@ -257,7 +259,8 @@ class ForecastCLI(LightningCLI):
         results = self.model.test_results
         if results is None or not self.trainer.is_global_zero:
             return
-        print(write_report(results, log_dir, split))
+        examples = forecast_examples(self.model, self.datamodule.datasets[split], 4)
+        print(write_report(results, log_dir, split, examples=examples))
 
 
 def _option_value(argv: list[str], name: str) -> str | None:

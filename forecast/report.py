@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor
+
+from forecast.plots import forecast_figure, per_step_figure
 
 ROWS = ("model", "naive", "drift")
 COLUMNS = (("mae", "MAE $"), ("rmse", "RMSE $"), ("mape", "MAPE %"), ("smape", "sMAPE %"), ("rel_mae", "relMAE"))
@@ -36,11 +39,21 @@ def markdown_table(results: dict[str, dict[str, float | list[float]]], split: st
     return "\n".join(lines)
 
 
-def write_report(results: dict[str, dict[str, Tensor]], log_dir: Path, split: str) -> str:
-    """Save ``{split}_metrics.json`` and ``{split}_metrics.md`` in ``log_dir``; return the Markdown."""
+def write_report(
+    results: dict[str, dict[str, Tensor]],
+    log_dir: Path,
+    split: str,
+    examples: tuple[dict[str, Any], Tensor] | None = None,
+) -> str:
+    """Save the table (``{split}_metrics.md`` / ``.json``) and figures (``{split}_per_step_mae.png``, and
+    ``{split}_forecasts.png`` from ``examples = (batch, dollar forecasts)``) in ``log_dir``; return the table."""
     plain = results_to_dict(results)
     table = markdown_table(plain, split)
     log_dir.mkdir(parents=True, exist_ok=True)
     (log_dir / f"{split}_metrics.json").write_text(json.dumps(plain, indent=2))
     (log_dir / f"{split}_metrics.md").write_text(table + "\n")
-    return table + f"\n\n(saved {log_dir / f'{split}_metrics.md'} and .json)"
+    per_step = per_step_figure(plain, f"{split}: MAE per horizon step")
+    per_step.savefig(log_dir / f"{split}_per_step_mae.png", dpi=120)
+    if examples is not None:
+        forecast_figure(*examples).savefig(log_dir / f"{split}_forecasts.png", dpi=120)
+    return table + f"\n\n(saved {log_dir / f'{split}_metrics.md'}, .json and figures)"

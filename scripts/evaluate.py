@@ -67,18 +67,34 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
+def split_values(values: str) -> list[str]:
+    """``a,[1,2],b`` → ``["a", "[1,2]", "b"]``: commas inside brackets belong to the value."""
+    parts, depth, current = [], 0, ""
+    for char in values:
+        if char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
+
+
 def grid_points(grid: list[str]) -> list[list[str]]:
     axes = []
     for item in grid:
         key, _, values = item.partition("=")
-        axes.append([(key, v) for v in values.split(",")])
+        axes.append([(key, v) for v in split_values(values)])
     return [[arg for key, value in combo for arg in (f"--{key}", value)] for combo in itertools.product(*axes)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="final seeds; none: grid only")
     parser.add_argument("--grid", nargs="*", default=[], help="KEY=V1,V2 ... (CLI keys without the leading --)")
     parser.add_argument("--grid-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", default="runs/evaluate")
@@ -106,6 +122,8 @@ def main() -> None:
             )
         chosen = min(ranked)[1]
         print(f"\nchosen by validation MAE: {' '.join(chosen) or '(config as is)'}\n")
+    if not args.seeds:
+        return
 
     runs = [run_fit(args.config, s, chosen, out / f"final-seed{s}", True, extra) for s in args.seeds]
     print(f"## {args.config} {' '.join([*chosen, *extra])}: {len(runs)} seeds {args.seeds}\n")

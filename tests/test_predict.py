@@ -62,3 +62,30 @@ def test_ddp_two_processes_fit_then_predict_equals_one_process(tmp_path):
     assert not a.duplicated(["Name", "origin_date", "step"]).any()
     pd.testing.assert_frame_equal(a.drop(columns="forecast"), b.drop(columns="forecast"))
     assert (a["forecast"] - b["forecast"]).abs().max() < 1e-4
+
+
+def test_predict_from_a_checkpoint_trained_in_python(tmp_path):
+    """A checkpoint written by plain Lightning code (tuples in its hyperparameters) works with the CLI too."""
+    import lightning as L
+
+    from forecast.data import StockDataModule
+    from forecast.model import Forecaster
+
+    dm = StockDataModule(source="synthetic", synthetic_tickers=2, channels=("Close",), horizon=4)
+    model = Forecaster(horizon=4, encoder_channels=(3, 6))
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "python.ckpt")
+    result = run_cli(
+        ["predict", "--ckpt_path", "python.ckpt", "--output", "out.csv", "--trainer.accelerator", "cpu"], tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(pd.read_csv(tmp_path / "out.csv")["step"].unique()) == [1, 2, 3, 4]
