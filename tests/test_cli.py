@@ -1,7 +1,7 @@
 """The application through the real CLI: fit writes checkpoints and TensorBoard events; resume continues."""
 
 import torch
-from cli_helpers import SMALL, run_cli
+from helpers import SMALL, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 

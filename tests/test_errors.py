@@ -1,7 +1,7 @@
 """Errors a user can cause: one line on stderr, exit code 2, no traceback, nothing left on disk."""
 
 import pytest
-from cli_helpers import SMALL, run_cli
+from helpers import SMALL, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import sys
 import time
 
 import torch
-from cli_helpers import SMALL, run_cli
+from helpers import SMALL, run_cli
 
 TINY = [
     *SMALL,

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import fit_briefly
 
 from forecast.data import StockDataModule
 from forecast.model import Forecaster, ForecastMetrics, drift_forecast, naive_forecast
@@ -67,20 +68,9 @@ def test_lambda_positive_gets_gradient_and_every_group_steps(batch):
 
 
 def test_checkpoint_round_trip_without_config(tmp_path, batch):
-    import lightning as L
-
     dm = StockDataModule(source="synthetic", synthetic_tickers=2, batch_size=64)
     model = Forecaster(lookback=5, encoder_channels=(3, 6), decoder_channels=(4,), skip=False)
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        logger=False,
-        enable_progress_bar=False,
-        default_root_dir=tmp_path,
-        enable_model_summary=False,
-    )
-    trainer.fit(model, datamodule=dm)
+    trainer = fit_briefly(model, dm, tmp_path)
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
     restored = Forecaster.load_from_checkpoint(path, weights_only=True)

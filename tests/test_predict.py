@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 import torch
-from cli_helpers import SMALL, run_cli
+from helpers import SMALL, fit_briefly, run_cli
 
 # a non-default model and data layout: predict must rebuild both from the checkpoint
 CUSTOM = ["--model.lookback", "4", "--model.encoder_channels", "[3, 6]", "--data.base_len", "20", "--data.horizon", "5"]
@@ -66,23 +66,11 @@ def test_ddp_two_processes_fit_then_predict_equals_one_process(tmp_path):
 
 def test_predict_from_a_checkpoint_trained_in_python(tmp_path):
     """A checkpoint written by plain Lightning code (tuples in its hyperparameters) works with the CLI too."""
-    import lightning as L
-
     from forecast.data import StockDataModule
     from forecast.model import Forecaster
 
     dm = StockDataModule(source="synthetic", synthetic_tickers=2, channels=("Close",), horizon=4)
-    model = Forecaster(horizon=4, encoder_channels=(3, 6))
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(model, datamodule=dm)
+    trainer = fit_briefly(Forecaster(horizon=4, encoder_channels=(3, 6)), dm, tmp_path)
     trainer.save_checkpoint(tmp_path / "python.ckpt")
     result = run_cli(
         ["predict", "--ckpt_path", "python.ckpt", "--output", "out.csv", "--trainer.accelerator", "cpu"], tmp_path

@@ -1,4 +1,4 @@
-"""Run the real CLI in a subprocess, with small limits that keep a run to a few seconds."""
+"""Helpers for the tests: the real CLI in a subprocess with small limits, and a brief plain-Lightning fit."""
 
 import os
 import subprocess
@@ -40,3 +40,20 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict[str, str
         timeout=timeout,
         env=full_env,
     )
+
+
+def fit_briefly(model, datamodule, root: Path):
+    """Two training batches and one validation batch with plain Lightning (no CLI); returns the Trainer."""
+    import lightning as L
+
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return trainer
