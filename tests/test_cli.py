@@ -1,5 +1,8 @@
 """The application through the real CLI: fit writes checkpoints and TensorBoard events; resume continues."""
 
+from pathlib import Path
+
+import pytest
 import torch
 from helpers import SMALL, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -41,3 +44,47 @@ def test_fit_without_arguments_uses_code_defaults(tmp_path):
     result = run_cli(["fit", "--print_config"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "max_epochs: 10" in result.stdout and "normalisation: zscore" in result.stdout
+
+
+SCHEDULERS = {
+    "cosine": ["--model.lr_scheduler", "torch.optim.lr_scheduler.CosineAnnealingLR", "--model.lr_scheduler.T_max", "2"],
+    "onecycle": [
+        "--model.lr_scheduler",
+        "torch.optim.lr_scheduler.OneCycleLR",
+        "--model.lr_scheduler.max_lr",
+        "0.01",
+        "--model.lr_scheduler.total_steps",
+        "6",
+    ],
+    "plateau": [
+        "--model.lr_scheduler",
+        "torch.optim.lr_scheduler.ReduceLROnPlateau",
+        "--model.lr_scheduler.factor",
+        "0.5",
+        "--model.lr_scheduler.patience",
+        "0",
+        # a relative threshold of 10 counts every epoch as "no improvement": the rate halves after each
+        "--model.lr_scheduler.threshold",
+        "10",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_lr_schedulers_by_config_alone(tmp_path, name):
+    args = ["fit", *SMALL, "--trainer.max_epochs", "2", "--test_after_fit", "false", *SCHEDULERS[name]]
+    result = run_cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = next((tmp_path / "lightning_logs").glob("version_0"))
+    acc = EventAccumulator(str(events), size_guidance={"scalars": 0}).Reload()
+    rates = [e.value for e in acc.Scalars("lr-AdamW/network")]
+    assert len(set(rates)) > 1, f"{name}: the learning rate never changed: {rates}"
+
+
+def test_tutorial_config_runs(tmp_path):
+    config = Path(__file__).resolve().parents[1] / "configs" / "tutorial.yaml"
+    result = run_cli(
+        ["fit", "--config", str(config), *SMALL, "--trainer.max_epochs", "1", "--data.batch_size", "8"], tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "split=tutorial" in result.stderr  # the leaky split says so
