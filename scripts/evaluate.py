@@ -22,10 +22,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+from forecast.plots import per_step_figure
+
 METRICS = (("mae", "MAE $"), ("rmse", "RMSE $"), ("mape", "MAPE %"), ("smape", "sMAPE %"), ("rel_mae", "relMAE"))
 
 
-def run_fit(config: str, seed: int, overrides: list[str], out: Path, test: bool, extra: list[str]) -> dict:
+def read_run(out: Path, test: bool) -> dict:
+    log_dir = max((out / "logs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    result = {"fit": json.loads((log_dir / "fit_summary.json").read_text())}
+    if test:
+        result["test"] = json.loads((log_dir / "test_metrics.json").read_text())
+    return result
+
+
+def run_fit(
+    config: str, seed: int, overrides: list[str], out: Path, test: bool, extra: list[str], reuse: bool = False
+) -> dict:
+    if reuse and (out / "stdout.txt").is_file():  # a finished run from an earlier invocation
+        return read_run(out, test)
     out.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable,
@@ -54,11 +68,7 @@ def run_fit(config: str, seed: int, overrides: list[str], out: Path, test: bool,
     (out / "stderr.txt").write_text(done.stderr)
     if done.returncode != 0:
         raise SystemExit(f"run failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
-    log_dir = max((out / "logs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    result = {"fit": json.loads((log_dir / "fit_summary.json").read_text())}
-    if test:
-        result["test"] = json.loads((log_dir / "test_metrics.json").read_text())
-    return result
+    return read_run(out, test)
 
 
 def mean_std(values: list[float]) -> str:
@@ -98,6 +108,8 @@ def main() -> None:
     parser.add_argument("--grid", nargs="*", default=[], help="KEY=V1,V2 ... (CLI keys without the leading --)")
     parser.add_argument("--grid-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", default="runs/evaluate")
+    parser.add_argument("--reuse", action="store_true", help="reuse finished runs found under --out")
+    parser.add_argument("--plot", default=None, help="write the seeds' mean MAE per step to this PNG")
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="after --: passed to every fit")
     args = parser.parse_args()
     extra = [a for a in args.extra if a != "--"]
@@ -125,7 +137,7 @@ def main() -> None:
     if not args.seeds:
         return
 
-    runs = [run_fit(args.config, s, chosen, out / f"final-seed{s}", True, extra) for s in args.seeds]
+    runs = [run_fit(args.config, s, chosen, out / f"final-seed{s}", True, extra, args.reuse) for s in args.seeds]
     print(f"## {args.config} {' '.join([*chosen, *extra])}: {len(runs)} seeds {args.seeds}\n")
     print("| forecaster | " + " | ".join(t for _, t in METRICS) + " |\n|---|" + "---:|" * len(METRICS))
     for name in ("model", "naive", "drift"):
@@ -136,6 +148,17 @@ def main() -> None:
     for name in ("model", "naive", "drift"):
         cells = [f"{statistics.mean(r['test'][name]['mae_step'][i] for r in runs):.3f}" for i in range(steps)]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    if args.plot:
+        mean = {
+            name: {
+                "mae": statistics.mean(r["test"][name]["mae"] for r in runs),
+                "mae_step": [statistics.mean(r["test"][name]["mae_step"][i] for r in runs) for i in range(steps)],
+            }
+            for name in ("model", "naive", "drift")
+        }
+        title = f"test 2017, mean of {len(runs)} seeds: MAE per horizon step"
+        per_step_figure(mean, title).savefig(args.plot, dpi=120)
+        print(f"\nwrote {args.plot}")
     fits = [r["fit"] for r in runs]
     print(
         f"\nvalidation relMAE {mean_std([f['best_val_rel_mae'] for f in fits])}; "

@@ -76,11 +76,8 @@ class _RidgeSolve(torch.autograd.Function):
             # above become division-free in terms of the n × n factor.
             beta = torch.cholesky_solve(x @ grad_w, factor)  # (B, n, h) = x v
             grad_y = beta
-            # dL/dx = alpha (grad_wᵀ - betaᵀ x) - beta alphaᵀ x  (using wᵀ = alphaᵀ x), as two products
-            h = alpha.shape[-1]
-            projected = torch.cat([beta, alpha], dim=-1).transpose(-1, -2) @ x  # (B, 2h, p) = [betaᵀx; alphaᵀx]
-            right = torch.cat([grad_w.transpose(-1, -2) - projected[:, :h], -projected[:, h:]], dim=1)  # (B, 2h, p)
-            grad_x = torch.cat([alpha, beta], dim=-1) @ right  # (B, n, p)
+            # dL/dx = alpha (grad_w - xᵀ beta)ᵀ - beta wᵀ  (from r = lam alpha and x v = beta)
+            grad_x = alpha @ (grad_w - x.transpose(-1, -2) @ beta).transpose(-1, -2) - beta @ w.transpose(-1, -2)
             grad_lam = -(beta * alpha).sum(dim=(-2, -1))  # (B,) = -<x v, alpha> = -<v, w>
         else:
             x, y, factor, w = ctx.saved_tensors
