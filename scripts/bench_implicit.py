@@ -17,6 +17,7 @@ subprocess per method; CUDA: torch.cuda.max_memory_allocated).
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -132,12 +133,15 @@ def peak_memory_mb(name: str, dtype: torch.dtype, device: str) -> float:
         step(METHODS[name], inputs)
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    # CPU: a fresh process per method, so one method's high-water mark cannot hide another's
+    # CPU: a fresh process per method, so one method's high-water mark cannot hide another's. A fixed mmap
+    # threshold makes glibc map every large tensor afresh instead of reusing heap pages that the imports
+    # already touched (which would hide the allocations from the peak RSS).
     out = subprocess.run(
         [sys.executable, __file__, "--_memory-child", name, "--dtype", str(dtype).removeprefix("torch.")],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"},
     )
     return float(out.stdout.strip())
 
