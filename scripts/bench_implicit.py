@@ -10,20 +10,20 @@ Usage:
     python scripts/bench_implicit.py [--device cpu|cuda] [--threads 1] [--repeats 20]
 
 Runs with torch.set_num_threads(--threads), 1 by default, and prints the table, the speed ratios and the peak
-memory of one forward+backward at B=4096 (CPU: growth of the process's peak RSS, measured in a fresh
-subprocess per method; CUDA: torch.cuda.max_memory_allocated).
+memory of one forward+backward at B=4096 (CPU: growth of the peak RSS over the RSS just before it, in a
+fresh subprocess per method; CUDA: torch.cuda.max_memory_allocated).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -146,14 +146,22 @@ def peak_memory_mb(name: str, dtype: torch.dtype, device: str) -> float:
     return float(out.stdout.strip())
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def _memory_child(name: str, dtype: torch.dtype) -> None:
     torch.set_num_threads(1)
     inputs = make_inputs(MEMORY_BATCH, dtype, "cpu")
     step(METHODS["ridge_solve"], make_inputs(8, dtype, "cpu"))  # load kernels before the baseline
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # reset the peak (VmHWM) to the current RSS (Linux >= 4.0), so that imports' transient peaks do not count
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_kib("VmRSS")
     step(METHODS[name], inputs)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) / 1024)  # ru_maxrss is in KiB on Linux
+    print((_status_kib("VmHWM") - before) / 1024)
 
 
 def main() -> None:
