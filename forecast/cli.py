@@ -8,6 +8,7 @@ errors a user can cause into one line on stderr with a non-zero exit.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -46,8 +47,12 @@ def _close_index(channels: tuple[str, ...]) -> int:
     return list(channels).index("Close") if "Close" in channels else 0
 
 
+@functools.lru_cache(maxsize=4)  # parsing, restoring and checking the same file: read it once
 def read_checkpoint(path: str) -> dict[str, Any]:
-    """Load a checkpoint's metadata safely (``weights_only=True``), or raise a one-line :class:`CheckpointError`."""
+    """Load a checkpoint safely (``weights_only=True``), or raise a one-line :class:`CheckpointError`.
+
+    The result is cached and shared: callers must not modify it.
+    """
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(f"checkpoint not found: {path}; pass an existing .ckpt file (or 'last' with fit)")

@@ -124,6 +124,22 @@ class StockDataModule(L.LightningDataModule):
         return self.panel
 
     def setup(self, stage: str | None = None) -> None:
+        """Index the windows (once) and check that the splits ``stage`` needs are not empty."""
+        if not self.datasets:
+            self._build_datasets()
+        hp = self.hparams
+        needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
+        if stage == "predict":
+            needed["predict"] = ("test",) if hp.predict_set == "test" else ()
+        for name in needed.get(stage or "fit", ("train", "val", "test")):
+            if len(self.datasets[name]) == 0:
+                raise NotEnoughDataError(
+                    f"the {name} split has no windows: the data spans {self.panel.dates.min()} .. "
+                    f"{self.panel.dates.max()} with train_end={hp.train_end}, val_end={hp.val_end}; "
+                    "set --data.train_end/--data.val_end inside the data's dates"
+                )
+
+    def _build_datasets(self) -> None:
         hp = self.hparams
         panel = self.load_panel()
         if hp.split == "tutorial":
@@ -131,16 +147,6 @@ class StockDataModule(L.LightningDataModule):
             splits = tutorial_splits(panel, hp.base_len, hp.horizon, hp.seed)
         else:
             splits = date_splits(panel, hp.base_len, hp.horizon, hp.train_end, hp.val_end, hp.stride)
-        needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ()}
-        if stage == "predict" and hp.predict_set == "test":
-            needed["predict"] = ("test",)
-        for name in needed.get(stage or "fit", ("train", "val", "test")):
-            if len(splits[name]) == 0:
-                raise NotEnoughDataError(
-                    f"the {name} split has no windows: the data spans {panel.dates.min()} .. {panel.dates.max()} "
-                    f"with train_end={hp.train_end}, val_end={hp.val_end}; set --data.train_end/--data.val_end "
-                    "inside the data's dates"
-                )
         for name, starts in splits.items():
             self.datasets[name] = WindowDataset(panel, starts, hp.base_len, hp.horizon, hp.normalisation)
         if hp.predict_set == "latest":
