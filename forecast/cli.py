@@ -205,6 +205,11 @@ class ForecastCLI(LightningCLI):
         self._check_data("test")
 
     def before_predict(self) -> None:
+        if not self.config["predict"].get("ckpt_path"):
+            # an untrained model would write plausible-looking but meaningless forecasts
+            raise CheckpointError(
+                "predict needs a trained model: pass --ckpt_path PATH (e.g. lightning_logs/checkpoints/last.ckpt)"
+            )
         output = self.config["predict"].get("output") or "predictions.csv"
         self.writer = CSVPredictionWriter(output)
         self.writer.check_output()

@@ -66,6 +66,11 @@ def test_missing_kaggle_credentials(tmp_path):
     _assert_clean_failure(result, "no Kaggle credentials found: set KAGGLE_API_TOKEN", tmp_path, allowed={"home"})
 
 
+def test_predict_without_a_checkpoint(tmp_path):
+    result = run_cli(["predict", "--output", "out.csv", "--trainer.accelerator", "cpu"], tmp_path)
+    _assert_clean_failure(result, "predict needs a trained model: pass --ckpt_path PATH", tmp_path)
+
+
 def test_checkpoint_that_does_not_exist(tmp_path):
     result = run_cli(["predict", "--ckpt_path", "missing.ckpt", "--output", "out.csv"], tmp_path)
     _assert_clean_failure(result, "checkpoint not found: missing.ckpt", tmp_path)
