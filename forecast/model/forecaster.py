@@ -109,9 +109,14 @@ class Forecaster(L.LightningModule):
         """The ridge weight λ (positive scalar)."""
         return self.predictor.lam
 
+    @staticmethod
+    def to_dollars(prediction: Tensor, batch: Batch) -> Tensor:
+        """Normalised forecasts ``(B, 1, H)`` of ``batch`` → dollars ``(B, H)``, float64."""
+        return denormalise(prediction.double(), batch["loc"], batch["scale"], batch["normalisation"])[:, 0]
+
     def forecast_dollars(self, batch: Batch) -> Tensor:
         """Forecasts of a batch in dollars, ``(B, H)`` float64."""
-        return denormalise(self(batch["x"]).double(), batch["loc"], batch["scale"], batch["normalisation"])[:, 0]
+        return self.to_dollars(self(batch["x"]), batch)
 
     def loss_fn(self, prediction: Tensor, target: Tensor) -> Tensor:
         if self.hparams.loss == "mae":
@@ -131,8 +136,7 @@ class Forecaster(L.LightningModule):
     def _evaluate(self, batch: Batch, metrics: ForecastMetrics, prefix: str) -> None:
         prediction = self(batch["x"])
         self.log(f"{prefix}/loss", self.loss_fn(prediction, batch["y"]), batch_size=prediction.shape[0], sync_dist=True)
-        dollars = denormalise(prediction.double(), batch["loc"], batch["scale"], batch["normalisation"])[:, 0]
-        metrics.update(dollars, batch["base_close"], batch["target"])
+        metrics.update(self.to_dollars(prediction, batch), batch["base_close"], batch["target"])
 
     def _log_metrics(self, metrics: ForecastMetrics, prefix: str) -> dict[str, dict[str, Tensor]]:
         results = metrics.compute()
