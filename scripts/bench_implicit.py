@@ -5,6 +5,8 @@ Methods, one regression per batch element, n=16 rows, p=20 features, h=10 target
   linalg.solve   the closed form (xᵀx + λI)⁻¹xᵀy through torch.linalg.solve, differentiated by autograd
   argmin         forecast.nn.argmin (Newton-CG forward, matrix-free implicit backward) on the same objective
   tutorial       L-BFGS forward, dense Hessian (torch.autograd.functional.hessian) backward; B=8 only
+  floor          w = λ xᵀy by plain autograd, no solve at all: what the simplest differentiable map from these
+                 inputs to a w of this shape costs here, i.e. the least any ridge layer could take per call
 
 Usage:
     python scripts/bench_implicit.py [--device cpu|cuda] [--threads 1] [--repeats 20]
@@ -84,11 +86,16 @@ class _Tutorial(torch.autograd.Function):
         return grads
 
 
+def floor(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    return torch.bmm(x.mT, y) * lam[:, None, None]
+
+
 METHODS: dict[str, Callable[..., torch.Tensor]] = {
     "ridge_solve": ridge_solve,
     "linalg.solve": closed_form,
     "argmin": implicit_argmin,
     "tutorial": _Tutorial.apply,
+    "floor": floor,
 }
 
 
@@ -201,6 +208,7 @@ def main() -> None:
         for b in BATCHES:
             print(f"linalg.solve / ridge_solve at B={b}: {results['linalg.solve', b] / results['ridge_solve', b]:.2f}x")
         print(f"tutorial / ridge_solve at B=8: {results['tutorial', 8] / results['ridge_solve', 8]:,.0f}x")
+        print(f"tutorial / floor at B=8: {results['tutorial', 8] / results['floor', 8]:,.0f}x (no layer can beat this)")
         print(f"argmin / ridge_solve at B=256: {results['argmin', 256] / results['ridge_solve', 256]:.1f}x")
         memory = {name: peak_memory_mb(name, dtype, args.device) for name in ("ridge_solve", "linalg.solve", "argmin")}
         print(

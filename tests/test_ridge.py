@@ -159,3 +159,19 @@ def test_ridge_solve_normal_gradcheck_and_agreement_with_ridge_solve():
 def test_ridge_solve_normal_bad_shapes():
     with pytest.raises(ValueError, match=r"expected gram \(B, p, p\) and cross \(B, p, h\)"):
         ridge_solve_normal(torch.randn(2, 3, 4), torch.randn(2, 3, 1), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("which", "value", "message"),
+    [
+        ("gram", float("nan"), "ridge_solve_normal: gram contains non-finite values"),
+        ("cross", float("inf"), "ridge_solve_normal: cross contains non-finite values"),
+        ("lam", -1.0, "ridge_solve_normal: lam must be positive"),
+    ],
+)
+def test_ridge_solve_normal_bad_values(which, value, message):
+    x = torch.randn(2, 6, 3)
+    inputs = {"gram": x.mT @ x, "cross": x.mT @ torch.randn(2, 6, 1), "lam": torch.ones(2)}
+    inputs[which].view(-1)[0] = value
+    with pytest.raises(ValueError, match=message):
+        ridge_solve_normal(inputs["gram"], inputs["cross"], inputs["lam"])

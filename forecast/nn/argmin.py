@@ -146,11 +146,15 @@ def _solve_newton(f: Objective, y: Tensor, params: tuple[Tensor, ...], opts: Sol
         direction = torch.where(_expand(not_descent, direction), -grad.detach(), direction)
         slope = torch.where(not_descent, -_bdot(grad, grad).detach(), slope)
         value = value.detach()
+        # Near the minimum the predicted decrease falls below the rounding error of f itself; without this
+        # allowance (Hager & Zhang's approximate Wolfe condition uses the same) the search halves the step
+        # until it vanishes and Newton stalls a few ulps short of tol.
+        noise = 16 * torch.finfo(value.dtype).eps * value.abs()
         step = torch.ones_like(value)
         with torch.no_grad():
             for _ in range(40):  # backtracking (Armijo), per sample
                 trial = f(y + _expand(step, y) * direction, *params)
-                accepted = trial <= value + 1e-4 * step * slope
+                accepted = trial <= value + 1e-4 * step * slope + noise
                 if bool(accepted.all()):
                     break
                 step = torch.where(accepted, step, step * 0.5)
