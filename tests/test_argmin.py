@@ -95,3 +95,25 @@ def test_argmin_rejects_unknown_solver_and_bad_objective():
         argmin(ridge_objective, y0, x, y, lam, solver="sgd")
     with pytest.raises(ValueError, match="one value per sample"):
         argmin(lambda w, *_: w.pow(2).sum(), y0, x, y, lam)
+
+
+def test_newton_finishes_a_quadratic_in_few_steps_even_at_a_tolerance_near_rounding():
+    # A quadratic is solved by one Newton step (up to CG's 1e-10); the last few ulps must not stall the line
+    # search: before its rounding allowance, this batch needed ~20 steps, each stuck at a vanishing step size.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 16, 20, generator=g, dtype=torch.float64)
+    y = torch.randn(1024, 16, 10, generator=g, dtype=torch.float64)
+    lam = torch.rand(1024, generator=g, dtype=torch.float64) + 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        w = argmin(
+            ridge_objective,
+            torch.zeros(1024, 20, 10, dtype=torch.float64),
+            x,
+            y,
+            lam,
+            solver="newton",
+            tol=1e-8,
+            max_iter=3,
+        )
+    torch.testing.assert_close(w, ridge_solve(x, y, lam), rtol=1e-8, atol=1e-9)
