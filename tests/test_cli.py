@@ -1,5 +1,6 @@
 """The application through the real CLI: fit writes checkpoints and TensorBoard events; resume continues."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 
 def test_fit_writes_checkpoint_and_tensorboard_events(tmp_path):
-    result = run_cli(["fit", *SMALL, "--trainer.max_epochs", "2"], tmp_path)
+    # 3 threads: unlike torch's default on any machine with other than 3 cores, so the option must have acted
+    result = run_cli(["fit", *SMALL, "--trainer.max_epochs", "2", "--torch_threads", "3"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "lightning_logs" / "version_0" / "fit_summary.json").read_text())
+    assert summary["torch_threads"] == 3
     checkpoints = tmp_path / "lightning_logs" / "checkpoints"
     assert (checkpoints / "last.ckpt").is_file()
     assert any(p.name.startswith("epoch") for p in checkpoints.iterdir())

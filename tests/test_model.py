@@ -59,7 +59,7 @@ def test_lambda_positive_gets_gradient_and_every_group_steps(batch):
     assert optimizer.param_groups[1]["weight_decay"] == 0.0
     assert [p is model.predictor.ridge.raw_lam for p in optimizer.param_groups[1]["params"]] == [True]
     before = [[p.detach().clone() for p in g["params"]] for g in optimizer.param_groups]
-    loss = model.loss_fn(model(batch["x"]), batch["y"])
+    loss = model.loss_fn(model(batch["x"]), batch)
     loss.backward()
     assert model.predictor.ridge.raw_lam.grad is not None and model.predictor.ridge.raw_lam.grad.abs() > 0
     optimizer.step()
@@ -139,3 +139,17 @@ def test_postdiction_equals_ridge_on_explicit_rows(fit_intercept):
     got.pow(2).sum().backward()
     expected.pow(2).sum().backward()
     torch.testing.assert_close(z1.grad, z2.grad, rtol=1e-8, atol=1e-9)
+
+
+def test_rel_mae_loss_is_the_protocols_metric_on_the_batch(batch):
+    # the training loss must equal the validation metric computed by torchmetrics in float64 on the same batch
+    torch.manual_seed(0)
+    model = Forecaster(loss="rel_mae")
+    prediction = model(batch["x"])
+    loss = model.loss_fn(prediction, batch)
+    metrics = ForecastMetrics(prediction.shape[-1])
+    metrics.update(model.to_dollars(prediction.detach(), batch), batch["base_close"], batch["target"])
+    expected = metrics.compute()["model"]["rel_mae"]
+    torch.testing.assert_close(loss.detach().double(), expected, rtol=1e-5, atol=0)
+    loss.backward()
+    assert model.predictor.ridge.raw_lam.grad is not None

@@ -16,7 +16,7 @@ from forecast.model.blocks import RidgePostdiction, conv_stack
 from forecast.model.metrics import ForecastMetrics
 
 Batch = dict[str, Any]
-LOSSES = ("mse", "mae", "huber")
+LOSSES = ("mse", "mae", "huber", "rel_mae")
 
 
 class Forecaster(L.LightningModule):
@@ -41,7 +41,9 @@ class Forecaster(L.LightningModule):
         init_lam: initial ridge weight λ (learned; softplus-parametrised, always positive).
         fit_intercept: unregularised intercept in each regression.
         skip: add the last normalised base value of Close, so the network predicts a correction to it.
-        loss: ``mse``, ``mae`` or ``huber``, in normalised units.
+        loss: ``mse``, ``mae`` or ``huber`` in normalised units, or ``rel_mae``: the batch's MAE in dollars over
+            that of the naive (last value) forecast, the protocol's own metric, which weights each window by
+            what one normalised unit is worth in dollars.
         huber_delta: Huber threshold, in normalised units.
         lam_lr: learning rate of λ's own parameter group (default: the optimizer's); never weight-decayed.
         optimizer: optimizer factory (default ``AdamW(lr=1e-3, weight_decay=1e-2)``).
@@ -65,7 +67,7 @@ class Forecaster(L.LightningModule):
         init_lam: float = 1.0,
         fit_intercept: bool = False,
         skip: bool = True,
-        loss: Literal["mse", "mae", "huber"] = "mae",
+        loss: Literal["mse", "mae", "huber", "rel_mae"] = "mae",
         huber_delta: float = 1.0,
         lam_lr: float | None = None,
         optimizer: OptimizerCallable | None = None,
@@ -118,7 +120,15 @@ class Forecaster(L.LightningModule):
         """Forecasts of a batch in dollars, ``(B, H)`` float64."""
         return self.to_dollars(self(batch["x"]), batch)
 
-    def loss_fn(self, prediction: Tensor, target: Tensor) -> Tensor:
+    def loss_fn(self, prediction: Tensor, batch: Batch) -> Tensor:
+        """Training loss of normalised forecasts ``(B, 1, H)`` against the batch's targets (a scalar)."""
+        target = batch["y"]
+        if self.hparams.loss == "rel_mae":
+            # in dollars, float32; the denominator does not depend on the model, it only sets the loss's scale
+            dollars = denormalise(prediction, batch["loc"].float(), batch["scale"].float(), batch["normalisation"])
+            truth = batch["target"].float()[:, None, :]  # (B, 1, H)
+            naive = batch["base_close"][:, -1:].float()[:, None, :]  # (B, 1, 1)
+            return (dollars - truth).abs().sum() / (naive - truth).abs().sum().clamp_min(1e-12)
         if self.hparams.loss == "mae":
             return F.l1_loss(prediction, target)
         if self.hparams.loss == "huber":
@@ -127,7 +137,7 @@ class Forecaster(L.LightningModule):
 
     # ------------------------------------------------------------------------------------------- loop steps
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        loss = self.loss_fn(self(batch["x"]), batch["y"])
+        loss = self.loss_fn(self(batch["x"]), batch)
         batch_size = batch["x"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("lambda", self.lam.detach(), batch_size=batch_size)
@@ -135,7 +145,7 @@ class Forecaster(L.LightningModule):
 
     def _evaluate(self, batch: Batch, metrics: ForecastMetrics, prefix: str) -> None:
         prediction = self(batch["x"])
-        self.log(f"{prefix}/loss", self.loss_fn(prediction, batch["y"]), batch_size=prediction.shape[0], sync_dist=True)
+        self.log(f"{prefix}/loss", self.loss_fn(prediction, batch), batch_size=prediction.shape[0], sync_dist=True)
         metrics.update(self.to_dollars(prediction, batch), batch["base_close"], batch["target"])
 
     def _log_metrics(self, metrics: ForecastMetrics, prefix: str) -> dict[str, dict[str, Tensor]]:
