@@ -153,3 +153,23 @@ def test_rel_mae_loss_is_the_protocols_metric_on_the_batch(batch):
     torch.testing.assert_close(loss.detach().double(), expected, rtol=1e-5, atol=0)
     loss.backward()
     assert model.predictor.ridge.raw_lam.grad is not None
+
+
+def test_members_are_independent_and_the_forecast_is_their_mean(batch):
+    torch.manual_seed(0)
+    model = Forecaster(members=3, encoder_channels=(4, 8), decoder_channels=(4,))
+    members = model.member_forecasts(batch["x"])
+    assert members.shape == (batch["x"].shape[0], 3, 10)
+    torch.testing.assert_close(model(batch["x"]), members.mean(dim=1, keepdim=True))
+    assert not torch.allclose(members[:, 0], members[:, 1])  # different initialisations
+    # member 1's forecast depends on member 1's weights only (and on the shared λ)
+    members[:, 1].sum().backward()
+    first, last = model.encoder[0].weight.grad, model.decoder[-1].weight.grad  # (3·4, C, k), (3·1, 4, k)
+    assert first[4:8].abs().sum() > 0 and first[:4].abs().sum() == 0 and first[8:].abs().sum() == 0
+    assert last[1].abs().sum() > 0 and last[0].abs().sum() == 0 and last[2].abs().sum() == 0
+    assert model.predictor.ridge.raw_lam.grad.abs() > 0
+
+
+def test_members_need_per_sample_regressions():
+    with pytest.raises(ValueError, match="members must be 1, or more with pool='sample'"):
+        Forecaster(members=2, pool="batch")

@@ -16,21 +16,34 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"elu": nn.ELU, "relu": nn.ReLU, "gelu
 
 
 def conv_stack(
-    channels: list[int], kernel_size: int, activation: str, batch_norm: bool, dropout: float
+    channels: list[int],
+    kernel_size: int,
+    activation: str,
+    batch_norm: bool,
+    dropout: float,
+    members: int = 1,
+    shared_input: bool = False,
 ) -> nn.Sequential:
     """Conv1d layers ``channels[0] → channels[1] → ...`` with length-preserving padding.
 
     Every layer but the last is followed by [BatchNorm], the activation and [Dropout], so the stack ends
     in a linear map (the ridge layer and the output both want unconstrained values).
+
+    With ``members > 1`` the stack is that many independent stacks side by side, as grouped convolutions:
+    channels ``(B, members · c, L)``, member ``k`` owning the ``k``-th block of ``c``. With ``shared_input``
+    the first layer reads one shared ``(B, channels[0], L)`` input instead (an ungrouped convolution to
+    ``members · channels[1]`` outputs is exactly ``members`` independent ones).
     """
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd to keep the sequence length, got {kernel_size}")
     layers: list[nn.Module] = []
     for i, (c_in, c_out) in enumerate(itertools.pairwise(channels)):
-        layers.append(nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2))
+        shared = i == 0 and shared_input
+        groups = 1 if shared else members
+        layers.append(nn.Conv1d(c_in * groups, c_out * members, kernel_size, padding=kernel_size // 2, groups=groups))
         if i < len(channels) - 2:
             if batch_norm:
-                layers.append(nn.BatchNorm1d(c_out))
+                layers.append(nn.BatchNorm1d(c_out * members))
             layers.append(ACTIVATIONS[activation]())
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))

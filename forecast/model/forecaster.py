@@ -45,6 +45,9 @@ class Forecaster(L.LightningModule):
             that of the naive (last value) forecast, the protocol's own metric, which weights each window by
             what one normalised unit is worth in dollars.
         huber_delta: Huber threshold, in normalised units.
+        members: an ensemble of this many independently initialised networks, trained side by side (grouped
+            convolutions, one regression per member and window, a shared λ), each on its own loss; the
+            forecast is their mean. Costs far less than training them one after another.
         lam_lr: learning rate of λ's own parameter group (default: the optimizer's); never weight-decayed.
         optimizer: optimizer factory (default ``AdamW(lr=1e-3, weight_decay=1e-2)``).
         lr_scheduler: LR scheduler factory (default ``ExponentialLR(gamma=0.9)``, stepped each epoch).
@@ -70,6 +73,7 @@ class Forecaster(L.LightningModule):
         loss: Literal["mse", "mae", "huber", "rel_mae"] = "mae",
         huber_delta: float = 1.0,
         lam_lr: float | None = None,
+        members: int = 1,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -80,11 +84,15 @@ class Forecaster(L.LightningModule):
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
         if not 0 <= target_channel < in_channels:
             raise ValueError(f"target_channel {target_channel} is not among the {in_channels} input channels")
+        if members < 1 or (members > 1 and pool != "sample"):
+            raise ValueError(f"members must be 1, or more with pool='sample'; got members={members}, pool={pool!r}")
         encoder_channels, decoder_channels = list(encoder_channels), list(decoder_channels)
-        self.encoder = conv_stack([in_channels, *encoder_channels], kernel_size, activation, batch_norm, dropout)
+        self.encoder = conv_stack(
+            [in_channels, *encoder_channels], kernel_size, activation, batch_norm, dropout, members, shared_input=True
+        )
         self.predictor = RidgePostdiction(base_len, horizon, lookback, pool, init_lam, fit_intercept)
         self.decoder = conv_stack(
-            [encoder_channels[-1], *decoder_channels, 1], kernel_size, activation, batch_norm, dropout
+            [encoder_channels[-1], *decoder_channels, 1], kernel_size, activation, batch_norm, dropout, members
         )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
@@ -97,10 +105,17 @@ class Forecaster(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------------- model
     def forward(self, x: Tensor) -> Tensor:
-        """Normalised base ``(B, C, L)`` → normalised forecast ``(B, 1, H)``."""
-        z = self.encoder(x)  # (B, E, L)
-        future = self.predictor(z)  # (B, E, H)
-        out = self.decoder(future)  # (B, 1, H)
+        """Normalised base ``(B, C, L)`` → normalised forecast ``(B, 1, H)``, the members' mean."""
+        return self.member_forecasts(x).mean(dim=1, keepdim=True)
+
+    def member_forecasts(self, x: Tensor) -> Tensor:
+        """Normalised base ``(B, C, L)`` → each member's normalised forecast ``(B, K, H)``, K = ``members``."""
+        k = self.hparams.members
+        z = self.encoder(x)  # (B, K·E, L)
+        b, ke, length = z.shape
+        # each member's regression sees only its own E channels: the members are the batch of the predictor
+        future = self.predictor(z.reshape(b * k, ke // k, length))  # (B·K, E, H)
+        out = self.decoder(future.reshape(b, ke, -1))  # (B, K, H)
         if self.hparams.skip:
             c = self.hparams.target_channel
             out = out + x[:, c : c + 1, -1:]  # correction to the last base value
@@ -121,14 +136,16 @@ class Forecaster(L.LightningModule):
         return self.to_dollars(self(batch["x"]), batch)
 
     def loss_fn(self, prediction: Tensor, batch: Batch) -> Tensor:
-        """Training loss of normalised forecasts ``(B, 1, H)`` against the batch's targets (a scalar)."""
-        target = batch["y"]
+        """Loss of normalised forecasts ``(B, K, H)`` (K forecasts of each window, K >= 1) against the batch's
+        targets: the mean over the K of each one's loss (a scalar)."""
+        target = batch["y"].expand_as(prediction)
         if self.hparams.loss == "rel_mae":
             # in dollars, float32; the denominator does not depend on the model, it only sets the loss's scale
             dollars = denormalise(prediction, batch["loc"].float(), batch["scale"].float(), batch["normalisation"])
             truth = batch["target"].float()[:, None, :]  # (B, 1, H)
             naive = batch["base_close"][:, -1:].float()[:, None, :]  # (B, 1, 1)
-            return (dollars - truth).abs().sum() / (naive - truth).abs().sum().clamp_min(1e-12)
+            naive_error = (naive - truth).abs().sum().clamp_min(1e-12) * prediction.shape[1]
+            return (dollars - truth).abs().sum() / naive_error
         if self.hparams.loss == "mae":
             return F.l1_loss(prediction, target)
         if self.hparams.loss == "huber":
@@ -137,7 +154,8 @@ class Forecaster(L.LightningModule):
 
     # ------------------------------------------------------------------------------------------- loop steps
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        loss = self.loss_fn(self(batch["x"]), batch)
+        # each member learns on its own loss, so they stay an ensemble rather than one wider network
+        loss = self.loss_fn(self.member_forecasts(batch["x"]), batch)
         batch_size = batch["x"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("lambda", self.lam.detach(), batch_size=batch_size)
