@@ -173,3 +173,14 @@ def test_members_are_independent_and_the_forecast_is_their_mean(batch):
 def test_members_need_per_sample_regressions():
     with pytest.raises(ValueError, match="members must be 1, or more with pool='sample'"):
         Forecaster(members=2, pool="batch")
+
+
+def test_lag_products_gradcheck():
+    from forecast.model.blocks import _LagProducts
+
+    z = torch.randn(2, 3, 7, dtype=torch.float64, requires_grad=True)
+    expected = torch.stack(
+        [torch.nn.functional.pad((z[..., : 7 - d] * z[..., d:]).sum(1), (0, d)) for d in range(4)], 1
+    )
+    torch.testing.assert_close(_LagProducts.apply(z, 4), expected)
+    assert torch.autograd.gradcheck(lambda t: _LagProducts.apply(t, 4), (z,))

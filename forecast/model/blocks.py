@@ -50,12 +50,43 @@ def conv_stack(
     return nn.Sequential(*layers)
 
 
+class _LagProducts(torch.autograd.Function):
+    """``P[b, d, t] = Σ_e z[b, e, t] z[b, e, t + d]`` for lags ``d < width`` (0 where ``t + d >= L``).
+
+    Written out because autograd of the obvious per-lag slicing allocates and zero-fills a full ``(B, E, L)``
+    gradient for every slice (2 · width of them per step) and then adds them up: on a CPU that was half the
+    model's training step. This backward accumulates into one buffer in place.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, z: Tensor, width: int) -> Tensor:
+        b, _, length = z.shape
+        products = z.new_zeros(b, width, length)
+        for lag in range(width):
+            torch.sum(z[..., : length - lag] * z[..., lag:], dim=1, out=products[:, lag, : length - lag])
+        ctx.save_for_backward(z)
+        ctx.width = width
+        return products
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, None]:
+        (z,) = ctx.saved_tensors
+        length = z.shape[-1]
+        grad_z = torch.zeros_like(z)
+        for lag in range(ctx.width):
+            g = grad[:, None, lag, : length - lag]  # (B, 1, L - lag)
+            grad_z[..., : length - lag].addcmul_(g, z[..., lag:])
+            grad_z[..., lag:].addcmul_(g, z[..., : length - lag])
+        return grad_z, None
+
+
 def sliding_window_gram(z: Tensor, width: int) -> tuple[Tensor, Tensor]:
     """Gram matrix and mean of all sliding rows of a sequence batch, without materialising the rows.
 
     The rows are ``z[b, e, s : s + width]`` for every channel ``e`` and shift ``s = 0 .. L - width``. Their Gram
     entry ``(a, a + d)`` is a sum of lag-``d`` products, ``Σ_e Σ_s z[e, s + a] z[e, s + a + d]``, computed from
-    one cumulative sum per lag: ``width`` small vectorised operations instead of a batched product over
+    one cumulative sum of the lag products: a few vectorised operations instead of a batched product over
     ``E · shifts`` rows (which is memory-bound on CPUs).
 
     Args:
@@ -67,18 +98,22 @@ def sliding_window_gram(z: Tensor, width: int) -> tuple[Tensor, Tensor]:
     """
     b, e, length = z.shape
     shifts = length - width + 1
-    starts = torch.arange(width, device=z.device)
-    lag_sums = []
-    for lag in range(width):
-        products = (z[..., : length - lag] * z[..., lag:]).sum(1)  # (B, L - lag): Σ_e z[t] z[t + lag]
-        cumulative = F.pad(products.cumsum(-1), (1, 0))  # (B, L - lag + 1), c[j] = Σ_{t < j}
-        a = starts[: width - lag]
-        lag_sums.append(cumulative[:, a + shifts] - cumulative[:, a])  # (B, width - lag): entries (a, a + lag)
-    flat = torch.cat(lag_sums, dim=1)  # (B, width (width + 1) / 2), lag-major
+    cumulative = F.pad(_LagProducts.apply(z, width).cumsum(-1), (1, 0))  # (B, width, L + 1), c[d, j] = Σ_{t<j}
+    lag, first = _upper_triangle(width, z.device)  # entry (first, first + lag) of the Gram matrix
+    flat = cumulative[:, lag, first + shifts] - cumulative[:, lag, first]  # (B, width (width + 1) / 2)
     gram = flat[:, _symmetric_index(width, z.device)].reshape(b, width, width)
+    starts = torch.arange(width, device=z.device)
     totals = F.pad(z.sum(1).cumsum(-1), (1, 0))  # (B, L + 1)
     mean = (totals[:, starts + shifts] - totals[:, starts]) / (e * shifts)  # (B, width)
     return gram, mean
+
+
+@functools.lru_cache(maxsize=32)
+def _upper_triangle(width: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(lag, first row) of every upper-triangle entry of a width × width matrix, lag-major."""
+    pairs = [(lag, a) for lag in range(width) for a in range(width - lag)]
+    lag, first = torch.tensor(pairs).T
+    return lag.to(device), first.to(device)
 
 
 @functools.lru_cache(maxsize=32)
