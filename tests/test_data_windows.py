@@ -8,7 +8,7 @@ import torch
 from forecast.data import StockDataModule
 from forecast.data.normalize import METHODS, denormalise, normalise, window_stats
 from forecast.data.validate import clean_panel
-from forecast.data.windows import build_panel, date_splits, window_starts
+from forecast.data.windows import build_panel, date_splits, market_level, window_starts
 
 
 def _tiny_frame():
@@ -142,3 +142,30 @@ def test_real_data_ohlc_channels_forward_fill(djia_path, caplog):
     assert "forward-filled" in caplog.text
     assert torch.isfinite(dm.panel.values).all()
     assert dm.panel.names == ["AAPL", "DIS"]
+
+
+def test_market_level_is_the_equal_weighted_index_by_hand():
+    # A: 10 → 11 → 12.1 (+10%, +10%); B: 20 → 20 (0%), then no close on day 3
+    frame = pd.DataFrame(
+        {
+            "Name": ["A", "A", "A", "B", "B"],
+            "Date": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03", "2020-01-01", "2020-01-02"]),
+            "Close": [10.0, 11.0, 12.1, 20.0, 20.0],
+        }
+    )
+    day2 = 100 * np.exp(np.log(1.1) / 2)  # mean of log(1.1) and log(1)
+    day3 = day2 * 1.1  # only A trades: its own return
+    expected = [100.0, day2, day3, 100.0, day2]
+    np.testing.assert_allclose(market_level(frame).to_numpy(), expected, rtol=1e-12)
+
+
+def test_market_channel_feeds_the_windows():
+    dm = StockDataModule(source="synthetic", synthetic_tickers=3, channels=("Close", "Market"), batch_size=16)
+    dm.setup("fit")
+    assert dm.in_channels == 2 and dm.panel.channels == ["Close", "Market"]
+    market = dm.panel.values[:, 1]
+    # the same date has the same market level in every ticker's rows
+    by_date = pd.Series(market.numpy()).groupby(dm.panel.dates).nunique()
+    assert (by_date == 1).all()
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["x"].shape[1] == 2 and torch.isfinite(batch["x"]).all()

@@ -15,6 +15,7 @@ from forecast.data.normalize import METHODS
 from forecast.data.sources import choose_source, download_kaggle, load_raw
 from forecast.data.validate import clean_panel
 from forecast.data.windows import (
+    MARKET,
     EpochSeededSampler,
     Panel,
     WindowDataset,
@@ -39,7 +40,8 @@ class StockDataModule(L.LightningDataModule):
         cache_dir: where the Kaggle download is kept (default ``$FORECAST_CACHE`` or ``~/.cache/forecast``).
         tickers: names to use (default: all).
         channels: input columns, one channel each (``Close`` must be among them: it is the target);
-            ``Volume`` enters as ``log1p(volume)``.
+            ``Volume`` enters as ``log1p(volume)``; ``Market`` is derived, the equal-weighted index of all
+            tickers in the data up to each day.
         base_len: days of history in a window (the model's input length).
         horizon: days forecast after the base.
         stride: keep every ``stride``-th training window of each ticker (validation and test always use
@@ -112,7 +114,8 @@ class StockDataModule(L.LightningDataModule):
                 source, hp.path, hp.cache_dir, {"n_tickers": hp.synthetic_tickers, "seed": hp.synthetic_seed}
             )
             origin = hp.path if source == "csv" else source
-            frame = clean_panel(raw, self.channels, origin=str(origin))
+            columns = [c for c in self.channels if c != MARKET]  # the market channel is derived, not read
+            frame = clean_panel(raw, columns, origin=str(origin))
             self.panel = build_panel(frame, self.channels, hp.tickers, min_length=hp.base_len + hp.horizon)
             log.info(
                 "%d tickers, %d rows, %s .. %s",

@@ -49,6 +49,23 @@ class Panel:
         return np.searchsorted(self.offsets, rows, side="right") - 1
 
 
+MARKET = "Market"
+"""A derived channel: the equal-weighted index of all tickers in the data (see :func:`market_level`)."""
+
+
+def market_level(frame: pd.DataFrame) -> pd.Series:
+    """Level of the equal-weighted market index on each row's date, aligned with ``frame``'s rows.
+
+    The index starts at 100 and moves each trading day by the mean log return of the tickers that have a
+    close on that day and the one before. Its value on day t uses closes up to t only, so a window's base
+    sees no later day, just as with its own prices.
+    """
+    log_return = np.log(frame["Close"]).groupby(frame["Name"]).diff()  # NaN on each ticker's first day
+    daily = log_return.groupby(frame["Date"]).mean().fillna(0.0).sort_index()
+    level = 100.0 * np.exp(daily.cumsum())
+    return frame["Date"].map(level)
+
+
 def build_panel(frame: pd.DataFrame, channels: list[str], tickers: list[str] | None, min_length: int) -> Panel:
     """Turn a cleaned, (Name, Date)-sorted frame into a :class:`Panel`.
 
@@ -58,6 +75,9 @@ def build_panel(frame: pd.DataFrame, channels: list[str], tickers: list[str] | N
         UnknownTickerError: a requested ticker is not in the data (the message lists those that are).
         NotEnoughDataError: no ticker has ``min_length`` rows.
     """
+    if MARKET in channels:
+        # before the ticker selection: the market is every ticker in the data, whichever ones are modelled
+        frame = frame.assign(**{MARKET: market_level(frame)})
     available = sorted(frame["Name"].unique())
     if tickers:
         unknown = [t for t in tickers if t not in set(available)]
