@@ -39,7 +39,8 @@ def forecast_figure(batch: dict[str, Any], forecast: Tensor) -> Any:
         ax.set_xlabel("trading days from origin")
     axes[0, 0].set_ylabel("Close ($)")
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
+    # fixed margins: tight_layout measured every label and took half of the 0.3 s this figure costs each epoch
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.17, top=0.9, wspace=0.25)
     return fig
 
 
