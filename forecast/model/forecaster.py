@@ -177,13 +177,6 @@ class Forecaster(L.LightningModule):
         metrics.reset()
         return results
 
-    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
-        """Move the batch's tensors; its metadata (ticker names, dates: lists of strings) stays as it is.
-
-        Lightning's default walks every element of those lists, which cost ~2 ms a batch, 7% of a CPU epoch.
-        """
-        return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
-
     def on_fit_start(self) -> None:
         self._fit_started = time.monotonic()
         self.val_history = []
