@@ -113,8 +113,8 @@ class ForecastCLI(LightningCLI):
             "--torch_threads",
             type=int | None,
             default=None,
-            help="torch.set_num_threads for this run (default: torch's own choice, one per core); this small "
-            "model trains fastest on one",
+            help="torch.set_num_threads for this run (default: torch's own choice, one per core); a fixed count "
+            "makes results repeat on machines with other core counts",
         )
         parser.link_arguments("data.channels", "model.in_channels", compute_fn=_channels_count)
         parser.link_arguments("data.channels", "model.target_channel", compute_fn=_close_index)
