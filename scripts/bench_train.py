@@ -55,7 +55,7 @@ def measure(device: str, dm: StockDataModule, model_args: dict, steps: int) -> d
 
     def step(batch: dict) -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss = model.loss_fn(model(batch["x"]), batch)
+        loss = model.training_loss(batch)
         loss.backward()
         optimizer.step()
 

@@ -153,9 +153,13 @@ class Forecaster(L.LightningModule):
         return F.mse_loss(prediction, target)
 
     # ------------------------------------------------------------------------------------------- loop steps
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def training_loss(self, batch: Batch) -> Tensor:
+        """The loss one optimizer step minimises (a scalar)."""
         # each member learns on its own loss, so they stay an ensemble rather than one wider network
-        loss = self.loss_fn(self.member_forecasts(batch["x"]), batch)
+        return self.loss_fn(self.member_forecasts(batch["x"]), batch)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss = self.training_loss(batch)
         batch_size = batch["x"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("lambda", self.lam.detach(), batch_size=batch_size)
