@@ -1,41 +1,62 @@
 """The command line: ``python -m forecast fit|validate|test|predict`` (LightningCLI).
 
 Everything Lightning's CLI does is kept (configs, ``--print_config``, ``--ckpt_path``, any Trainer flag); on
-top of it this module adds the project's defaults (checkpointing on ``val/mae``, LR monitor, forecast
-figures), restores data settings from a checkpoint, writes forecasts with ``predict --output``, and turns
-errors a user can cause into one line on stderr with a non-zero exit.
+top of it this module adds the project's defaults (one folder per run, checkpointing on ``val/mae``, LR
+monitor, forecast figures), the checkpoint rule of :mod:`forecast.checkpoint`, ``predict --output``, and exit
+codes that tell the truth: 2 with one line for a problem the user can fix, 1 with the traceback and one line
+for an internal failure.
 """
 
 from __future__ import annotations
 
-import functools
+import argparse
 import json
 import logging
 import os
-import resource
 import sys
-import tempfile
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
-from lightning.pytorch.callbacks import LearningRateMonitor
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_only
 
-from forecast.callbacks import BestAndLastCheckpoint, CSVPredictionWriter, ForecastFigures, forecast_examples
+from forecast.callbacks import (
+    CSVPredictionWriter,
+    FitSummary,
+    ForecastFigures,
+    LastCheckpoint,
+    TestReport,
+    checkpoint_paths,
+)
+from forecast.checkpoint import (
+    RUNS_FOLDER,
+    CheckpointError,
+    CheckpointSettings,
+    SettingConflictError,
+    newest_run_checkpoint,
+    read_checkpoint,
+    run_folder_of,
+    runs_folder,
+)
 from forecast.data import DataError, StockDataModule
 from forecast.model import Forecaster
-from forecast.report import write_report
+from forecast.model.forecaster import TrainingDivergedError
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
 DEBUG_ENV = "FORECAST_DEBUG"
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+log = logging.getLogger("forecast.cli")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint path that does not exist, is not a checkpoint, or is not a forecast model's."""
+class ConfigError(ValueError):
+    """A setting the model or the data refuses (raised while building them from the configuration)."""
 
 
 def _channels_count(channels: tuple[str, ...]) -> int:
@@ -47,35 +68,26 @@ def _close_index(channels: tuple[str, ...]) -> int:
     return list(channels).index("Close") if "Close" in channels else 0
 
 
-@functools.lru_cache(maxsize=4)  # parsing, restoring and checking the same file: read it once
-def read_checkpoint(path: str) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``), or raise a one-line :class:`CheckpointError`.
-
-    The result is cached and shared: callers must not modify it.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}; pass an existing .ckpt file (or 'last' with fit)")
-    try:
-        ckpt = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__})") from exc
-    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or "predictor.ridge.raw_lam" not in state:
-        raise CheckpointError(f"{path} is not a checkpoint of a forecast model (no ridge predictor in its weights)")
-    return ckpt
+def _save_dir(root: str | None) -> str:
+    return str(Path(root or ".").absolute())
 
 
-def _strip_private(hparams: dict[str, Any]) -> dict[str, Any]:
-    """Drop Lightning's private keys; tuples become lists (YAML and the parser want plain lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in hparams.items() if not k.startswith("_")}
+class FitConfigSaver(SaveConfigCallback):
+    """Lightning's ``config.yaml``, in the run folder of ``fit`` only (other subcommands make no run folder)."""
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if stage == "fit":
+            super().setup(trainer, pl_module, stage)
 
 
 class ForecastCLI(LightningCLI):
-    """LightningCLI with the project's callbacks, argument links and checkpoint handling."""
+    """LightningCLI with the project's callbacks, argument links and checkpoint rule."""
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         """Parse ``args`` (default: the command line) and run the subcommand, like ``LightningCLI``."""
+        self.ckpt_settings: CheckpointSettings | None = None
+        self.resume_version: str | None = None
+        no_exit = {"exit_on_error": False}  # errors reach main() as exceptions: one line, no usage dump
         super().__init__(
             Forecaster,
             StockDataModule,
@@ -84,10 +96,13 @@ class ForecastCLI(LightningCLI):
                 "max_epochs": 10,
                 "logger": {
                     "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                    "init_args": {"save_dir": ".", "name": "lightning_logs", "default_hp_metric": False},
+                    "init_args": {"name": RUNS_FOLDER, "default_hp_metric": False},
                 },
+                "callbacks": [LastCheckpoint(), FitSummary(), TestReport()],
             },
+            save_config_callback=FitConfigSaver,
             save_config_kwargs={"overwrite": True},
+            parser_kwargs={**no_exit, **{sub: dict(no_exit) for sub in SUBCOMMANDS}},
             auto_configure_optimizers=False,
             args=args,
             run=run,
@@ -95,13 +110,12 @@ class ForecastCLI(LightningCLI):
 
     # ------------------------------------------------------------------------------------------ arguments
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/mae",
                 "checkpoint.mode": "min",
-                "checkpoint.save_last": True,
-                "checkpoint.dirpath": "lightning_logs/checkpoints",
+                "checkpoint.save_last": False,  # LastCheckpoint keeps last.ckpt fresh
                 "checkpoint.filename": "epoch{epoch:03d}-val_mae{val/mae:.4f}",
                 "checkpoint.auto_insert_metric_name": False,
             }
@@ -120,8 +134,12 @@ class ForecastCLI(LightningCLI):
         parser.link_arguments("data.channels", "model.target_channel", compute_fn=_close_index)
         parser.link_arguments("data.base_len", "model.base_len")
         parser.link_arguments("data.horizon", "model.horizon")
+        # every run lives under the root: <default_root_dir>/lightning_logs/version_N
+        parser.link_arguments("trainer.default_root_dir", "trainer.logger.init_args.save_dir", compute_fn=_save_dir)
 
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+        # Private in Lightning and the only place that knows the subcommand while its parser is built; pinned
+        # to lightning 2.6.x in pyproject.toml, and tests/test_lightning_api.py fails if it changes.
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         if subcommand == "fit":
             parser.add_argument(
@@ -130,6 +148,9 @@ class ForecastCLI(LightningCLI):
                 default=True,
                 help="after fit, score the best checkpoint on the test split and save the table (date split only)",
             )
+        else:
+            # validate, test and predict start no run: no TensorBoard folder, no config.yaml
+            parser.set_defaults({"trainer.logger": False})
         if subcommand == "predict":
             parser.add_argument(
                 "--output", type=str, default="predictions.csv", help="CSV file for the forecasts (written atomically)"
@@ -138,52 +159,105 @@ class ForecastCLI(LightningCLI):
             parser.set_defaults(return_predictions=False)
         return parser
 
-    # --------------------------------------------------------------------------------- checkpoint restoring
+    # ------------------------------------------------------------------------------------- checkpoint rule
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Use a checkpoint's data settings as defaults that the command line and configs still override."""
+        """Parse, then apply the checkpoint rule of :mod:`forecast.checkpoint` when a checkpoint is given."""
         argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
-        ckpt_path = _option_value(argv, "--ckpt_path")
-        if argv and argv[0] in self.subcommands() and ckpt_path and ckpt_path not in ("last", "best"):
-            ckpt = read_checkpoint(ckpt_path)
-            data_hparams = _strip_private(ckpt.get("datamodule_hyper_parameters") or {})
-            if data_hparams:
-                with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as tmp:
-                    yaml.safe_dump({"data": data_hparams}, tmp)
-                self._ckpt_data_config = tmp.name
-                argv = [argv[0], "--config", tmp.name, *argv[1:]]
-        try:
-            self.config = parser.parse_args(argv)
-        finally:
-            if getattr(self, "_ckpt_data_config", None):
-                os.unlink(self._ckpt_data_config)
+        config = parser.parse_args(argv)
+        sub = config.get("subcommand")
+        ckpt_arg = config[sub].get("ckpt_path") if sub else None
+        if not ckpt_arg:
+            self.config = config
+            return
+        ckpt_path = self._resolve_checkpoint(config[sub], str(ckpt_arg))
+        settings = CheckpointSettings.of(read_checkpoint(ckpt_path))
+        at = argv.index(sub) + 1
+        head, rest = argv[:at], argv[at:]
+        # 1. what the weights mean comes from the checkpoint: its values become the defaults, so any value that
+        #    still differs after parsing was given in a config or on the command line
+        fixed = json.dumps({"model": settings.fixed_model, "data": settings.fixed_data})
+        probe = parser.parse_args([*head, "--config", fixed, *rest])
+        conflicts = settings.conflicts(dict(probe[sub].model), dict(probe[sub].data))
+        if conflicts:
+            listed = "; ".join(f"{key} {given} (the checkpoint has {theirs})" for key, given, theirs in conflicts)
+            raise SettingConflictError(
+                f"{listed}: {ckpt_path} was trained with the checkpoint's value, which decides what its weights "
+                "mean; drop the option (or the config's value), or train a new model"
+            )
+        # 2. which data to run on: the command line's choice, else the checkpoint's (configs do not override it)
+        given = _given_on_command_line(rest)
+        if {"data.source", "data.path"} & given:  # a new origin of the data replaces both
+            given |= {"data.source", "data.path"}
+        chosen = {
+            "model": {k: v for k, v in settings.chosen_model.items() if f"model.{k}" not in given},
+            "data": {k: v for k, v in settings.chosen_data.items() if f"data.{k}" not in given},
+        }
+        self.config = parser.parse_args(
+            [*head, "--config", fixed, *rest, "--config", json.dumps(chosen), "--ckpt_path", ckpt_path]
+        )
+        self.ckpt_settings = settings
+        if sub == "fit":
+            run = run_folder_of(ckpt_path)
+            root = config[sub].trainer.default_root_dir
+            if run is not None and run.parent == runs_folder(root, self._runs_name(config[sub])):
+                self.resume_version = run.name  # resume in the run's own folder: one run, one folder
+                # Lightning warns about a non-empty checkpoint folder: here it is the run's own, as intended
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        restored = ", ".join(f"{k}={v}" for k, v in chosen["data"].items() if k in ("source", "path", "predict_set"))
+        log.info("checkpoint %s: model and data settings restored from it (%s)", ckpt_path, restored or "data as given")
+
+    @staticmethod
+    def _runs_name(sub_config: Any) -> str:
+        logger = sub_config.trainer.get("logger")
+        init_args = getattr(logger, "init_args", None)
+        return str(getattr(init_args, "name", None) or RUNS_FOLDER)
+
+    def _resolve_checkpoint(self, sub_config: Any, ckpt_arg: str) -> str:
+        """``last``/``best`` → the newest run's checkpoint under the root; a path stays as it is."""
+        if ckpt_arg not in ("last", "best"):
+            return ckpt_arg
+        runs = runs_folder(sub_config.trainer.default_root_dir, self._runs_name(sub_config))
+        path = newest_run_checkpoint(runs, ckpt_arg, sub_config.checkpoint.get("dirpath"))
+        log.info("--ckpt_path %s: %s", ckpt_arg, path)
+        return str(path)
 
     def _parse_ckpt_path(self) -> None:
-        """Restore the model's hyperparameters from the checkpoint (Lightning's behaviour), minus the linked ones.
+        """Disabled: :meth:`parse_arguments` already applied the checkpoint's settings, with the project's rule.
 
-        ``in_channels``, ``base_len``, ``horizon`` and ``target_channel`` follow the data settings, which
-        :meth:`parse_arguments` already restored from the same checkpoint.
+        Lightning's own version (private; pinned and tested in tests/test_lightning_api.py) would apply the
+        model's hyperparameters over the command line's silently.
         """
-        subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if not ckpt_path or ckpt_path in ("last", "best"):
-            return
-        hparams = _strip_private(read_checkpoint(ckpt_path).get("hyper_parameters") or {})
-        for linked in ("in_channels", "base_len", "horizon", "target_channel"):
-            hparams.pop(linked, None)
-        if hparams:
-            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
     # ---------------------------------------------------------------------------------------------- hooks
     def before_instantiate_classes(self) -> None:
         subcommand = self.config.get("subcommand")
-        threads = (self.config[subcommand] if subcommand else self.config).get("torch_threads")
-        if threads:
-            torch.set_num_threads(threads)
+        config = self.config[subcommand] if subcommand else self.config
+        if config.get("torch_threads"):
+            torch.set_num_threads(config.torch_threads)
+        logger = config.get("trainer", {}).get("logger")
+        if self.resume_version and hasattr(getattr(logger, "init_args", None), "version"):
+            logger.init_args.version = self.resume_version
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError) as exc:
+            if isinstance(exc, (DataError, CheckpointError)):
+                raise
+            raise ConfigError(f"invalid setting: {_first_line(exc)}") from exc
+
+    def _callback(self, kind: type) -> Any:
+        return next(c for c in self.trainer.callbacks if isinstance(c, kind))
 
     def _check_checkpoint(self, subcommand: str) -> None:
         """A checkpoint whose weights do not fit the model built from the settings fails here, before any output."""
         ckpt_path = self.config[subcommand].get("ckpt_path")
-        if not ckpt_path or ckpt_path in ("last", "best") or not Path(ckpt_path).is_file():
+        if not ckpt_path:
+            if subcommand != "fit":
+                # an untrained model would give plausible-looking but meaningless numbers
+                raise CheckpointError(
+                    f"{subcommand} needs a trained model: pass --ckpt_path PATH (or last / best: the newest run's)"
+                )
             return
         theirs = read_checkpoint(ckpt_path)["state_dict"]
         ours = self.model.state_dict()
@@ -194,12 +268,11 @@ class ForecastCLI(LightningCLI):
             first = (missing or unexpected or resized)[0]
             raise CheckpointError(
                 f"{ckpt_path} does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected, "
-                f"{len(resized)} resized weights, e.g. {first}); drop the overrides that change the architecture "
-                "or use the config it was trained with"
+                f"{len(resized)} resized weights, e.g. {first}); it was saved by another version of the model"
             )
 
     def _check_data(self, stage: str) -> None:
-        """Load and validate the data before the Trainer writes anything (logs, config, checkpoints).
+        """Check the checkpoint and load the data before the Trainer writes anything (logs, config, checkpoints).
 
         A bad file, an unknown ticker or an empty split then fails with nothing left on disk. The DataModule
         keeps what it loaded, so the Trainer's own ``setup`` call does not read the data again.
@@ -216,13 +289,11 @@ class ForecastCLI(LightningCLI):
 
     def before_test(self) -> None:
         self._check_data("test")
+        ckpt = Path(self.config["test"].ckpt_path).absolute()
+        folder = run_folder_of(ckpt) or ckpt.parent
+        self._callback(TestReport).dirpath = folder / f"test-{ckpt.stem}"
 
     def before_predict(self) -> None:
-        if not self.config["predict"].get("ckpt_path"):
-            # an untrained model would write plausible-looking but meaningless forecasts
-            raise CheckpointError(
-                "predict needs a trained model: pass --ckpt_path PATH (e.g. lightning_logs/checkpoints/last.ckpt)"
-            )
         output = self.config["predict"].get("output") or "predictions.csv"
         self.writer = CSVPredictionWriter(output)
         self.writer.check_output()
@@ -238,61 +309,42 @@ class ForecastCLI(LightningCLI):
                 f"{summary['targets'][1]} to {summary['path']}"
             )
 
-    def after_test(self) -> None:
-        self._report("test")
-
     def after_fit(self) -> None:
-        self._write_fit_summary()
         # the protocol's table for the best checkpoint, on the test split, when the data has one
         if self.trainer.interrupted or self.datamodule.hparams.split != "date" or not self.config.fit.test_after_fit:
             return
-        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        best, _ = checkpoint_paths(self.trainer)
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
-        self._report("test")
-
-    def _write_fit_summary(self) -> None:
-        """``fit_summary.json`` in the log dir: the best validation epoch, its metrics, time to reach it, peak RSS."""
-        log_dir = Path(self.trainer.log_dir or ".")  # collective under DDP
-        history = self.model.val_history
-        if not history or not self.trainer.is_global_zero:
-            return
-        best = min(history, key=lambda row: row["mae"])
-        summary = {
-            "best_epoch": best["epoch"],
-            "best_val_mae": best["mae"],
-            "best_val_rel_mae": best["rel_mae"],
-            "seconds_to_best": best["seconds"],
-            "seconds_total": history[-1]["seconds"],
-            "epochs": len(history),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "torch_threads": torch.get_num_threads(),
-            "best_checkpoint": getattr(self.trainer.checkpoint_callback, "best_model_path", ""),
-            "history": history,
-        }
-        log_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / "fit_summary.json").write_text(json.dumps(summary, indent=2))
-        print(
-            f"best validation epoch {best['epoch']}: val relMAE {best['rel_mae']:.4f}, MAE ${best['mae']:.4f}, "
-            f"reached after {best['seconds']:.1f} s (peak RSS {summary['peak_rss_mb']:.0f} MB, "
-            f"{summary['torch_threads']} torch threads)"
-        )
-
-    def _report(self, split: str) -> None:
-        log_dir = Path(self.trainer.log_dir or ".")  # a collective call under DDP: every rank must make it
-        results = self.model.test_results
-        if results is None or not self.trainer.is_global_zero:
-            return
-        examples = forecast_examples(self.model, self.datamodule.datasets[split], 4)
-        print(write_report(results, log_dir, split, examples=examples))
 
 
-def _option_value(argv: list[str], name: str) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
+def _given_on_command_line(args: list[str]) -> set[str]:
+    """Dotted keys (``data.path``) that ``args`` set as flags, or through a config that names a checkpoint.
+
+    A config file that sets ``ckpt_path`` itself is about that checkpoint: its data choices count as given.
+    """
+    given: set[str] = set()
+    for i, arg in enumerate(args):
+        if not arg.startswith("--"):
+            continue
+        key = arg[2:].split("=", 1)[0]
+        if key in ("config", "c") and i + 1 < len(args):
+            loaded = _load_config(args[i + 1])
+            if isinstance(loaded, dict) and loaded.get("ckpt_path"):
+                given |= {f"{section}.{k}" for section in ("model", "data") for k in (loaded.get(section) or {})}
+        elif key.count(".") == 1:
+            given.add(key)
+        elif key in ("data", "model") and i + 1 < len(args):  # a whole section as a file or a YAML string
+            loaded = _load_config(args[i + 1])
+            given |= {f"{key}.{k}" for k in loaded} if isinstance(loaded, dict) else set()
+    return given
+
+
+def _load_config(value: str) -> Any:
+    try:
+        text = Path(value).read_text() if Path(value).is_file() else value
+        return yaml.safe_load(text)
+    except (OSError, yaml.YAMLError):
+        return None
 
 
 class _RankZeroFilter(logging.Filter):
@@ -307,50 +359,80 @@ class _NoAdvertFilter(logging.Filter):
         return not str(record.msg).startswith("💡 Tip")
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (the CLI may run in-process under captured output)."""
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _configure_logging() -> None:
     logger = logging.getLogger("forecast")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler.addFilter(_RankZeroFilter())
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-    for lightning_handler in logging.getLogger("lightning.pytorch").handlers:
-        lightning_handler.addFilter(_NoAdvertFilter())
     # a deprecation inside Lightning's own code, not actionable by users of this tool
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+    for lightning_handler in logging.getLogger("lightning.pytorch").handlers:
+        if not any(isinstance(f, _NoAdvertFilter) for f in lightning_handler.filters):
+            lightning_handler.addFilter(_NoAdvertFilter())
 
 
-def _is_user_error(exc: BaseException) -> bool:
-    if isinstance(exc, (DataError, CheckpointError, OSError)):
-        return True
-    # a checkpoint whose weights do not fit the model built from its own (or the given) settings
-    return isinstance(exc, RuntimeError) and "Error(s) in loading state_dict" in str(exc)
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, RuntimeError) and "Error(s) in loading state_dict" in str(exc):
-        return (
-            "the checkpoint's weights do not fit the model (a checkpoint from an incompatible model or "
-            "config); use the config it was trained with or a matching checkpoint"
-        )
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text
+def is_user_error(exc: BaseException) -> bool:
+    """Problems the user can fix: files, flags, paths, credentials, checkpoints, settings."""
+    return isinstance(
+        exc, (argparse.ArgumentError, DataError, CheckpointError, SettingConflictError, ConfigError, OSError)
+    )
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``python -m forecast``. ``--debug`` (or ``FORECAST_DEBUG=1``) shows tracebacks."""
+    """Entry point of ``python -m forecast``. ``--debug`` (or ``FORECAST_DEBUG=1``) shows tracebacks.
+
+    Exit codes: 0 done; 2 a problem the user can fix (one line on stderr); 1 an internal failure (the
+    traceback, then one line on stderr).
+    """
     argv = list(sys.argv[1:] if args is None else args)
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
     if debug:
         os.environ[DEBUG_ENV] = "1"  # DDP launches this command again in child processes
     _configure_logging()
+    saved_argv = sys.argv
     sys.argv = [sys.argv[0], *argv]  # DDP re-launches sys.argv in its child processes
     try:
         ForecastCLI()
     except Exception as exc:
-        if debug or not (_is_user_error(exc) or isinstance(exc, ValueError)):
+        if debug:
             raise
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        subcommand = next((a for a in argv if a in SUBCOMMANDS), "")
+        if is_user_error(exc):
+            if isinstance(exc, argparse.ArgumentError):  # the parser's message spans lines: keep it, on one
+                line = " ".join(str(exc).split())
+                print(f"error: {line} (see: python -m forecast {subcommand} --help)", file=sys.stderr)
+            else:
+                print(f"error: {_first_line(exc)}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+        traceback.print_exc()
+        # a diverged training says what to try in its own message; anything else is a bug to report
+        advice = "" if isinstance(exc, TrainingDivergedError) else "; please report it with the traceback above"
+        print(
+            f"error: internal failure in {subcommand or 'forecast'}, not a problem with your input: "
+            f"{type(exc).__name__}: {_first_line(exc)}{advice}",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_INTERNAL_ERROR)
+    finally:
+        sys.argv = saved_argv

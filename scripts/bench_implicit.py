@@ -8,6 +8,12 @@ Methods, one regression per batch element, n=16 rows, p=20 features, h=10 target
   floor          w = λ xᵀy by plain autograd, no solve at all: what the simplest differentiable map from these
                  inputs to a w of this shape costs here, i.e. the least any ridge layer could take per call
 
+The model's own layer has another shape: RidgePostdiction regresses every sliding row of the encoded window z
+(B, E=32, L=30) with lookback 3 and horizon 10, i.e. 576 rows of 3 features and 10 targets. A second table times
+what the model runs, ``sliding_window_gram`` + ``ridge_solve_normal`` (3 × 3 systems from the rows' Gram
+matrix, never materialising the rows), beside ``ridge_solve`` and autograd through ``torch.linalg.solve`` on
+the materialised rows (B, 576, 3).
+
 Usage:
     python scripts/bench_implicit.py [--device cpu|cuda] [--threads 1] [--repeats 20]
 
@@ -29,7 +35,8 @@ from pathlib import Path
 
 import torch
 
-from forecast.nn import argmin, ridge_solve
+from forecast.model.blocks import sliding_window_gram
+from forecast.nn import argmin, ridge_solve, ridge_solve_normal
 
 N, P, H = 16, 20, 10
 BATCHES = (8, 64, 256, 1024)
@@ -99,6 +106,37 @@ METHODS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+# the model's layer, configs/djia.yaml: encoder width E, base length L, lookback K, horizon H
+MODEL_E, MODEL_L, MODEL_K = 32, 30, 3
+
+
+def model_gram_normal(z: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """What RidgePostdiction runs: the sliding rows' Gram matrix, then K × K solves. z (B, E, L) → w (B, K, H)."""
+    gram, _ = sliding_window_gram(z, MODEL_K + H)
+    return ridge_solve_normal(gram[:, :MODEL_K, :MODEL_K], gram[:, :MODEL_K, MODEL_K:], lam)
+
+
+def _rows(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = z.unfold(-1, MODEL_K + H, 1).reshape(z.shape[0], -1, MODEL_K + H)  # (B, E · shifts, K + H)
+    return rows[..., :MODEL_K], rows[..., MODEL_K:]
+
+
+MODEL_METHODS: dict[str, Callable[..., torch.Tensor]] = {
+    "sliding Gram + ridge_solve_normal (the model)": model_gram_normal,
+    "rows + ridge_solve": lambda z, lam: ridge_solve(*_rows(z), lam),
+    "rows + linalg.solve": lambda z, lam: closed_form(*_rows(z), lam),
+}
+
+
+def time_model_ms(
+    method: Callable[..., torch.Tensor], batch: int, dtype: torch.dtype, device: str, repeats: int
+) -> float:
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(batch, MODEL_E, MODEL_L, generator=g, dtype=dtype).to(device).requires_grad_(True)
+    lam = (torch.rand(batch, generator=g, dtype=dtype) + 0.5).to(device).requires_grad_(True)
+    return time_ms(lambda *_: method(z, lam), batch, dtype, device, repeats, inputs=(z, lam))
+
+
 def make_inputs(batch: int, dtype: torch.dtype, device: str) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, N, P, generator=g, dtype=dtype).to(device).requires_grad_(True)
@@ -114,9 +152,15 @@ def step(method: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...]) 
 
 
 def time_ms(
-    method: Callable[..., torch.Tensor], batch: int, dtype: torch.dtype, device: str, repeats: int, warmup: int = 5
+    method: Callable[..., torch.Tensor],
+    batch: int,
+    dtype: torch.dtype,
+    device: str,
+    repeats: int,
+    warmup: int = 5,
+    inputs: tuple[torch.Tensor, ...] | None = None,
 ) -> float:
-    inputs = make_inputs(batch, dtype, device)
+    inputs = inputs if inputs is not None else make_inputs(batch, dtype, device)
     for _ in range(warmup):  # warm-up: first calls pay for allocations and kernel selection
         step(method, inputs)
     samples = []
@@ -210,6 +254,19 @@ def main() -> None:
         print(f"tutorial / ridge_solve at B=8: {results['tutorial', 8] / results['ridge_solve', 8]:,.0f}x")
         print(f"tutorial / floor at B=8: {results['tutorial', 8] / results['floor', 8]:,.0f}x (no layer can beat this)")
         print(f"argmin / ridge_solve at B=256: {results['argmin', 256] / results['ridge_solve', 256]:.1f}x")
+        model = {
+            (name, b): time_model_ms(fn, b, dtype, args.device, args.repeats)
+            for name, fn in MODEL_METHODS.items()
+            for b in BATCHES
+        }
+        print(f"\n### the model's layer: z (B, {MODEL_E}, {MODEL_L}), lookback {MODEL_K}, horizon {H}")
+        print("| method | " + " | ".join(f"B={b}" for b in BATCHES) + " |")
+        print("|---|" + "---:|" * len(BATCHES))
+        for name in MODEL_METHODS:
+            print(f"| {name} | " + " | ".join(f"{model[name, b]:.3f}" for b in BATCHES) + " |")
+        ours = "sliding Gram + ridge_solve_normal (the model)"
+        for other in ("rows + ridge_solve", "rows + linalg.solve"):
+            print(f"{other} / the model's layer at B=256: {model[other, 256] / model[ours, 256]:.2f}x")
         memory = {name: peak_memory_mb(name, dtype, args.device) for name in ("ridge_solve", "linalg.solve", "argmin")}
         print(
             f"peak memory of one forward+backward at B={MEMORY_BATCH}: "

@@ -28,7 +28,7 @@ METRICS = (("mae", "MAE $"), ("rmse", "RMSE $"), ("mape", "MAPE %"), ("smape", "
 
 
 def read_run(out: Path, test: bool) -> dict:
-    log_dir = max((out / "logs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    log_dir = max((out / "lightning_logs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
     result = {"fit": json.loads((log_dir / "fit_summary.json").read_text())}
     if test:
         result["test"] = json.loads((log_dir / "test_metrics.json").read_text())
@@ -50,12 +50,8 @@ def run_fit(
         config,
         "--seed_everything",
         str(seed),
-        "--trainer.logger.init_args.save_dir",
+        "--trainer.default_root_dir",
         str(out),
-        "--trainer.logger.init_args.name",
-        "logs",
-        "--checkpoint.dirpath",
-        str(out / "checkpoints"),
         "--trainer.enable_progress_bar",
         "false",
         "--test_after_fit",

@@ -42,8 +42,8 @@ fi
 echo "## 3. CLI on the GPU"
 common=(--data.source csv --data.path "$data" --trainer.enable_progress_bar false)
 "$py" -m forecast fit --config configs/djia.yaml "${common[@]}" --trainer.accelerator gpu --trainer.devices 1 \
-  --trainer.max_epochs 3 --test_after_fit false --trainer.logger.init_args.save_dir "$out" --checkpoint.dirpath "$out/checkpoints" 2>&1 | tail -22
-ckpt="$out/checkpoints/last.ckpt"
+  --trainer.max_epochs 3 --test_after_fit false --trainer.default_root_dir "$out" 2>&1 | tail -22
+ckpt="$out/lightning_logs/version_0/checkpoints/last.ckpt"
 "$py" -m forecast predict --ckpt_path "$ckpt" --output "$out/gpu.csv" --trainer.accelerator gpu --trainer.devices 1 --trainer.enable_progress_bar false 2>&1 | tail -1
 "$py" -m forecast predict --ckpt_path "$ckpt" --output "$out/cpu.csv" --trainer.accelerator cpu --trainer.enable_progress_bar false 2>&1 | tail -1
 "$py" - "$out" <<'PY'

@@ -1,9 +1,11 @@
-"""Shared fixtures: the real DJIA data when present (else a clean skip), small synthetic panels."""
+"""Shared fixtures: the real DJIA data when present (else a clean skip), small synthetic panels, and one trained
+checkpoint shared by every test module that needs a model."""
 
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import SMALL, run_dir, run_main
 
 from forecast.data import synthetic_panel
 
@@ -14,6 +16,9 @@ DJIA = (
     / "djia"
     / "all_stocks_2006-01-01_to_2018-01-01.csv.gz"
 )
+
+# a non-default model and data layout: commands that read the checkpoint must rebuild both from it
+CUSTOM = ["--model.lookback", "4", "--model.encoder_channels", "[3, 6]", "--data.base_len", "20", "--data.horizon", "5"]
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +39,12 @@ def small_csv(tmp_path, small_panel) -> Path:
     path = tmp_path / "prices.csv"
     small_panel.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    """``last.ckpt`` of one brief fit (synthetic, 2 tickers, the CUSTOM layout: horizon 5); read-only for tests."""
+    root = tmp_path_factory.mktemp("trained")
+    result = run_main(["fit", *SMALL, *CUSTOM, "--trainer.max_epochs", "1", "--test_after_fit", "false"], root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir(root) / "checkpoints" / "last.ckpt"

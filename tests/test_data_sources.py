@@ -42,7 +42,7 @@ def _setup(tmp_path, text, **kwargs):
         (GOOD.replace("11.0", "eleven"), SchemaError, "non-numeric value 'eleven' in column Close at row 2"),
         (GOOD.replace("12.0", "-3"), BadValueError, r"non-positive price -3.0 in column Close at row 3 \(ticker A"),
         (GOOD + "2020-01-03,1,1,1,11.0,100,A\n", BadValueError, "duplicate row for ticker A on 2020-01-03 at row 4"),
-        ("a,b\n1,2\n1,2,3,4\n", SchemaError, r"cannot be read as a table \(Error tokenizing data"),
+        ("a,b\n1,2\n1,2,3,4\n", SchemaError, r"cannot be read as a table \(ParserError: Error tokenizing data"),
         ("Date;Close;Name\n2020-01-02;1;A\n", SchemaError, r"missing column\(s\) Date, Name, Close"),
         ("", SchemaError, "cannot be read as a table"),
     ],
@@ -172,12 +172,16 @@ def test_auto_source_choice(tmp_path, monkeypatch, small_csv):
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("HOME", str(tmp_path))
     assert sources.choose_source("auto", str(small_csv))[0] == "csv"
-    assert sources.choose_source("auto", None) == (
-        "synthetic",
-        "no --data.path and no Kaggle credentials (offline default)",
-    )
+    assert sources.choose_source("auto", None) == ("synthetic", "no --data.path and no Kaggle credentials")
     monkeypatch.setenv("KAGGLE_API_TOKEN", "token")
-    assert sources.choose_source("auto", str(tmp_path / "missing.csv"))[0] == "kaggle"
+    assert sources.choose_source("auto", None)[0] == "kaggle"
+    # a path the user gives is never swapped for other data: missing is an error, credentials or not
+    for source in ("auto", "csv", "kaggle", "synthetic"):
+        with pytest.raises(DataError, match=r"data file not found: .*missing\.csv"):
+            sources.choose_source(source, str(tmp_path / "missing.csv"))
+    for source in ("kaggle", "synthetic"):
+        with pytest.raises(DataError, match=f"is given but data.source is {source}"):
+            sources.choose_source(source, str(small_csv))
 
 
 def test_synthetic_is_deterministic_and_consistent():

@@ -7,7 +7,7 @@ import sys
 import time
 
 import torch
-from helpers import SMALL, run_cli
+from helpers import SMALL, run_dir, run_main
 
 TINY = [
     *SMALL,
@@ -19,11 +19,13 @@ TINY = [
     "32",
     "--trainer.max_epochs",
     "3",
+    "--test_after_fit",
+    "false",
 ]
 
 
 def _final_weights(root):
-    return torch.load(root / "lightning_logs" / "checkpoints" / "last.ckpt", weights_only=True)
+    return torch.load(run_dir(root) / "checkpoints" / "last.ckpt", weights_only=True)
 
 
 def _wait_for_epoch(path, epoch, process, timeout=120.0):
@@ -33,7 +35,7 @@ def _wait_for_epoch(path, epoch, process, timeout=120.0):
             try:
                 if torch.load(path, weights_only=True)["epoch"] >= epoch:
                     return True
-            except Exception:
+            except (EOFError, RuntimeError, OSError):  # caught mid-write: look again
                 pass
         time.sleep(0.05)
     return False
@@ -43,7 +45,7 @@ def test_sigkill_between_epochs_then_resume_matches_uninterrupted_run(tmp_path):
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     straight.mkdir()
     broken.mkdir()
-    reference = run_cli(["fit", *TINY], straight)
+    reference = run_main(["fit", *TINY], straight)
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -55,14 +57,14 @@ def test_sigkill_between_epochs_then_resume_matches_uninterrupted_run(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        saved = _wait_for_epoch(broken / "lightning_logs" / "checkpoints" / "last.ckpt", 0, process)
+        saved = _wait_for_epoch(run_dir(broken) / "checkpoints" / "last.ckpt", 0, process)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert saved, "the first epoch's checkpoint never appeared"
     assert _final_weights(broken)["epoch"] < 2, "killed too late to test anything"
 
-    resumed = run_cli(["fit", *TINY, "--ckpt_path", "last"], broken)
+    resumed = run_main(["fit", *TINY, "--ckpt_path", "last"], broken)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = _final_weights(straight), _final_weights(broken)
     assert a["epoch"] == b["epoch"] == 2 and a["global_step"] == b["global_step"]

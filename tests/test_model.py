@@ -40,11 +40,12 @@ def test_pooled_ridge_depends_on_batch_mates_the_tutorials_flaw(batch):
 
 def test_postdiction_rows_match_hand_layout():
     # E=1 channel with values 0..9, base 10, horizon 2, lookback 3: 6 shifts, rows [s, s+1, s+2] -> [s+3, s+4]
-    layer = RidgePostdiction(base_len=10, horizon=2, lookback=3, init_lam=1e-3).double()
+    layer = RidgePostdiction(base_len=10, horizon=2, lookback=3, init_lam=2e-4).double()
     z = torch.arange(10, dtype=torch.float64).reshape(1, 1, 10)
     assert layer.shifts == 6
-    # a linear sequence is continued exactly by the (near-unregularised) fitted map: 10, 11
-    torch.testing.assert_close(layer(z), torch.tensor([[[10.0, 11.0]]], dtype=torch.float64), atol=1e-2, rtol=0)
+    # a linear sequence is continued by the (near-unregularised) fitted map: 10, 11, up to the shrinkage of a
+    # relative λ of 2e-4 (0.012 and 0.019 here); a wrong row layout would miss by whole units
+    torch.testing.assert_close(layer(z), torch.tensor([[[10.0, 11.0]]], dtype=torch.float64), atol=3e-2, rtol=0)
     with pytest.raises(ValueError, match=r"lookback must be in 1\.\.8"):
         RidgePostdiction(base_len=10, horizon=2, lookback=9)
 
@@ -184,3 +185,26 @@ def test_lag_products_gradcheck():
     )
     torch.testing.assert_close(_LagProducts.apply(z, 4), expected)
     assert torch.autograd.gradcheck(lambda t: _LagProducts.apply(t, 4), (z,))
+
+
+def test_report_figures_are_drawn_in_eval_mode(batch):
+    from forecast.callbacks import forecast_examples
+
+    class Rows:  # a dataset of the batch's windows
+        def __len__(self):
+            return len(batch["x"])
+
+        def __getitems__(self, picks):
+            return {
+                k: v[picks] if torch.is_tensor(v) else [v[i] for i in picks] if isinstance(v, list) else v
+                for k, v in batch.items()
+            }
+
+    torch.manual_seed(0)
+    model = Forecaster(dropout=0.5).train()
+    _, forecast = forecast_examples(model, Rows(), 3)
+    assert model.training  # the caller's mode is restored
+    picked = Rows().__getitems__([0, 7, 15])
+    with torch.no_grad():
+        expected = model.eval().forecast_dollars(picked)
+    torch.testing.assert_close(forecast, expected)  # dropout off: deterministic, the eval-mode forecast

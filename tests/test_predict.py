@@ -1,25 +1,14 @@
 """Forecasting from a checkpoint alone, the prediction file format, and 2-process DDP on CPU (gloo)."""
 
 import pandas as pd
-import pytest
 import torch
-from helpers import SMALL, fit_briefly, run_cli
-
-# a non-default model and data layout: predict must rebuild both from the checkpoint
-CUSTOM = ["--model.lookback", "4", "--model.encoder_channels", "[3, 6]", "--data.base_len", "20", "--data.horizon", "5"]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("trained")
-    result = run_cli(["fit", *SMALL, *CUSTOM, "--trainer.max_epochs", "1"], root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return root / "lightning_logs" / "checkpoints" / "last.ckpt"
+from conftest import CUSTOM
+from helpers import SMALL, fit_briefly, run_dir, run_main, run_subprocess
 
 
 def test_predict_from_checkpoint_alone_writes_protocol_rows(trained, tmp_path):
     out = tmp_path / "forecasts.csv"
-    result = run_cli(
+    result = run_main(
         ["predict", "--ckpt_path", str(trained), "--output", str(out), "--trainer.accelerator", "cpu"], tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -32,13 +21,13 @@ def test_predict_from_checkpoint_alone_writes_protocol_rows(trained, tmp_path):
     assert (frame["target_date"] > frame["origin_date"]).all()
     assert (frame["forecast"] > 0).all()
     assert f"wrote {len(frame):,} forecast rows for 2 tickers" in result.stdout
-    assert not list(tmp_path.glob(".forecasts.csv*"))  # no temporary files left behind
+    assert {p.name for p in tmp_path.iterdir()} == {"forecasts.csv"}  # no temporary files, no run folder
 
 
 def test_predict_latest_forecasts_next_business_days(trained, tmp_path):
     out = tmp_path / "latest.csv"
     args = ["predict", "--ckpt_path", str(trained), "--output", str(out), "--data.predict_set", "latest"]
-    result = run_cli([*args, "--trainer.accelerator", "cpu"], tmp_path)
+    result = run_main([*args, "--trainer.accelerator", "cpu"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     frame = pd.read_csv(out)
     assert len(frame) == 2 * 5
@@ -48,14 +37,15 @@ def test_predict_latest_forecasts_next_business_days(trained, tmp_path):
 
 def test_ddp_two_processes_fit_then_predict_equals_one_process(tmp_path):
     ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2"]
-    fit = run_cli(["fit", *SMALL, *ddp, "--trainer.max_epochs", "1"], tmp_path)
+    fit = run_subprocess(["fit", *SMALL, *ddp, "--trainer.max_epochs", "1", "--test_after_fit", "false"], tmp_path)
     assert fit.returncode == 0, fit.stderr[-3000:]
-    ckpt = tmp_path / "lightning_logs" / "checkpoints" / "last.ckpt"
+    ckpt = run_dir(tmp_path) / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=True)["epoch"] == 0
+    assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]  # one run, whatever the ranks
     common = ["predict", "--ckpt_path", str(ckpt), "--trainer.accelerator", "cpu"]
-    two = run_cli([*common, *ddp, "--output", "two.csv"], tmp_path)
+    two = run_subprocess([*common, *ddp, "--output", "two.csv"], tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
-    one = run_cli([*common, "--trainer.devices", "1", "--output", "one.csv"], tmp_path)
+    one = run_main([*common, "--trainer.devices", "1", "--output", "one.csv"], tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]
     a, b = pd.read_csv(tmp_path / "two.csv"), pd.read_csv(tmp_path / "one.csv")
     assert len(a) == len(b) > 0
@@ -72,8 +62,13 @@ def test_predict_from_a_checkpoint_trained_in_python(tmp_path):
     dm = StockDataModule(source="synthetic", synthetic_tickers=2, channels=("Close",), horizon=4)
     trainer = fit_briefly(Forecaster(horizon=4, encoder_channels=(3, 6)), dm, tmp_path)
     trainer.save_checkpoint(tmp_path / "python.ckpt")
-    result = run_cli(
+    result = run_main(
         ["predict", "--ckpt_path", "python.ckpt", "--output", "out.csv", "--trainer.accelerator", "cpu"], tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(pd.read_csv(tmp_path / "out.csv")["step"].unique()) == [1, 2, 3, 4]
+
+
+def test_custom_layout_is_what_the_trained_fixture_holds(trained):
+    hparams = torch.load(trained, weights_only=True)["hyper_parameters"]
+    assert CUSTOM[CUSTOM.index("--model.lookback") + 1] == str(hparams["lookback"])

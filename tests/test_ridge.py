@@ -175,3 +175,68 @@ def test_ridge_solve_normal_bad_values(which, value, message):
     inputs[which].view(-1)[0] = value
     with pytest.raises(ValueError, match=message):
         ridge_solve_normal(inputs["gram"], inputs["cross"], inputs["lam"])
+
+
+def test_ridge_module_lambda_is_relative_to_the_features_mean_square():
+    x, y, _ = _problem(12, 4, batch=3)
+    module = RidgeRegression(init_lam=0.3).double()
+    lam = module.lam.detach()  # 0.3 up to the float32 rounding of the stored parameter
+    absolute = lam * x.square().sum(dim=(1, 2)) / 4  # lam · trace(xᵀx) / p, per regression
+    torch.testing.assert_close(module(x, y, x), x @ _reference(x, y, absolute), rtol=1e-10, atol=1e-12)
+    # from the Gram matrix of [x | y]: the same weights
+    rows = torch.cat([x, y], dim=-1)
+    torch.testing.assert_close(module.fit_predict_gram(rows.mT @ rows, 4, x), module(x, y, x), rtol=1e-10, atol=1e-12)
+
+
+def test_ridge_module_gradcheck_through_the_relative_lambda():
+    x, y, _ = _problem(9, 3, batch=2)
+    module = RidgeRegression(init_lam=0.2).double()
+    inputs = (x.clone().requires_grad_(True), y.clone().requires_grad_(True))
+    assert torch.autograd.gradcheck(lambda a, b: module(a, b, a), inputs, eps=1e-6, atol=1e-7)
+    raw = module.raw_lam.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda r: _with_raw(r)(x, y, x), (raw,), eps=1e-6, atol=1e-7)
+
+
+def _with_raw(raw):
+    """A module whose free parameter is the tensor ``raw`` (tracked by autograd, not a Parameter)."""
+    module = RidgeRegression().double()
+    del module.raw_lam
+    module.raw_lam = raw
+    return module
+
+
+def test_postdiction_lambda_means_the_same_whatever_the_rows_and_scale():
+    from forecast.model.blocks import RidgePostdiction
+
+    torch.manual_seed(0)
+    z = torch.randn(1, 4, 30, dtype=torch.float64)
+    layer = RidgePostdiction(base_len=30, horizon=10, lookback=3, init_lam=0.05).double()
+    alone = layer(z)
+    # the same window at another scale: the fitted map is the same, so the forecast scales with it
+    torch.testing.assert_close(layer(1000.0 * z), 1000.0 * alone, rtol=1e-9, atol=1e-9)
+    # twice the rows (each channel twice, as a wider encoder could give): the same forecast
+    torch.testing.assert_close(layer(torch.cat([z, z], dim=1))[:, :4], alone, rtol=1e-9, atol=1e-12)
+    # the tutorial's pooled regression over a batch of copies: the same map as the window's own
+    pooled = RidgePostdiction(base_len=30, horizon=10, lookback=3, pool="batch", init_lam=0.05).double()
+    torch.testing.assert_close(pooled(z.expand(8, -1, -1))[:1], alone, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["flat", "nearly_flat", "huge"])
+def test_float32_training_from_a_small_lambda_factorises_on_flat_prices(kind):
+    from forecast.data.normalize import normalise, window_stats
+    from forecast.model import Forecaster
+
+    torch.manual_seed(0)
+    prices = torch.full((16, 1, 30), 123.45, dtype=torch.float64)
+    if kind == "nearly_flat":
+        prices = prices + 0.01 * torch.randint(0, 2, prices.shape)  # one-cent ticks
+    x = normalise(prices, *window_stats(prices, "zscore"), "zscore").float()
+    if kind == "huge":
+        x = 1e4 * torch.randn(16, 1, 30)  # an encoder far from unit scale
+    model = Forecaster(init_lam=1.1e-4, encoder_channels=(8, 16, 32), lookback=3)  # λ just above its floor
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(x).abs().mean().backward()  # raises if a factorisation fails
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        optimizer.step()

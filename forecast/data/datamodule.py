@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -35,7 +36,7 @@ class StockDataModule(L.LightningDataModule):
     """Windows of daily prices for training, validation, test and forecasting.
 
     Args:
-        source: ``auto`` (``path`` if it exists, else Kaggle if credentials are configured, else synthetic),
+        source: ``auto`` (``path`` when given, else Kaggle if credentials are configured, else synthetic),
             ``csv`` (a CSV, CSV.gz or Parquet file at ``path``), ``kaggle`` (download the DJIA dataset once into
             ``cache_dir``) or ``synthetic`` (the built-in seeded generator; offline).
         path: data file with columns ``Date,Open,High,Low,Close,Volume,Name``.
@@ -111,7 +112,17 @@ class StockDataModule(L.LightningDataModule):
         if self.panel is None:
             hp = self.hparams
             source, why = choose_source(hp.source, hp.path)
-            log.info("data source: %s (%s)", source, why)
+            if source == "synthetic" and hp.source == "auto":
+                log.warning(
+                    "data: the built-in synthetic prices (%s); pass --data.path FILE or configure Kaggle for real data",
+                    why,
+                )
+            else:
+                log.info("data source: %s (%s)", source, why)
+            # checkpoints record the data actually read, so a checkpoint always means the same data
+            self.hparams["source"] = source
+            if source == "csv":
+                self.hparams["path"] = str(Path(hp.path).absolute())
             raw = load_raw(
                 source, hp.path, hp.cache_dir, {"n_tickers": hp.synthetic_tickers, "seed": hp.synthetic_seed}
             )

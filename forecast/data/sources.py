@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,20 @@ def read_table(path: str | Path) -> pd.DataFrame:
             except ImportError as exc:
                 raise DataError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow (or pass a CSV)") from exc
         return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        OSError,  # gzip.BadGzipFile among them
+        EOFError,  # a truncated .gz
+        zlib.error,  # a corrupt .gz stream
+        ValueError,
+    ) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SchemaError(f"{path}: cannot be read as a table ({reason})") from exc
+        raise SchemaError(
+            f"{path}: cannot be read as a table ({type(exc).__name__}: {reason}); is the file complete and a CSV, "
+            "CSV.gz or Parquet file?"
+        ) from exc
 
 
 def kaggle_credentials_configured() -> bool:
@@ -102,18 +114,28 @@ def download_kaggle(cache_dir: str | Path | None = None) -> Path:
 
 
 def choose_source(source: str, path: str | None) -> tuple[str, str]:
-    """Resolve ``auto`` to a concrete source: ``(source, why)``."""
+    """Resolve ``auto`` to a concrete source: ``(source, why)``.
+
+    A path the user gives is never swapped for other data: a path that does not exist is an error whatever
+    the source, and so is a path beside a source that would not read it. ``auto`` is ``csv`` with a path,
+    else ``kaggle`` when credentials are configured, else ``synthetic``.
+    """
     if source not in SOURCES:
         raise DataError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
+    if path and not Path(path).exists():
+        raise DataError(f"data file not found: {path}; pass --data.path to an existing CSV, CSV.gz or Parquet file")
+    if path and source in ("kaggle", "synthetic"):
+        raise DataError(
+            f"--data.path {path} is given but data.source is {source}, which would not read it; "
+            "use --data.source csv (or auto), or drop --data.path"
+        )
     if source != "auto":
         return source, "asked for"
-    if path and Path(path).exists():
-        return "csv", f"--data.path {path} exists"
     if path:
-        log.warning("--data.path %s does not exist; looking for Kaggle credentials instead", path)
+        return "csv", f"--data.path {path}"
     if kaggle_credentials_configured():
         return "kaggle", "Kaggle credentials are configured"
-    return "synthetic", "no --data.path and no Kaggle credentials (offline default)"
+    return "synthetic", "no --data.path and no Kaggle credentials"
 
 
 def load_raw(source: str, path: str | None, cache_dir: str | None, synthetic_options: dict[str, Any]) -> pd.DataFrame:

@@ -142,7 +142,8 @@ class RidgePostdiction(nn.Module):
         horizon: H, steps to predict.
         lookback: features per row (default ``base_len - horizon``: one shift, the tutorial's layout).
         pool: ``sample`` or ``batch``.
-        init_lam: initial ridge weight λ (learned, kept positive).
+        init_lam: initial ridge weight λ, relative to the features' mean square (learned, kept positive; see
+            :class:`forecast.nn.RidgeRegression`).
         fit_intercept: fit an unregularised intercept per regression.
     """
 
@@ -152,7 +153,7 @@ class RidgePostdiction(nn.Module):
         horizon: int,
         lookback: int | None = None,
         pool: Literal["sample", "batch"] = "sample",
-        init_lam: float = 1.0,
+        init_lam: float = 0.01,
         fit_intercept: bool = False,
     ) -> None:
         super().__init__()

@@ -231,15 +231,26 @@ def ridge_solve(x: Tensor, y: Tensor, lam: Tensor | float) -> Tensor:
     return _RidgeSolve.apply(x, y, lam_t, lam_t.ndim == 0)
 
 
+# the smallest feature scale λ is taken relative to: keeps an all-zero system positive definite
+_TINY_SCALE = 1e-12
+
+
 def _inverse_softplus(value: float) -> float:
     return float(torch.log(torch.expm1(torch.tensor(value, dtype=torch.float64))))
 
 
 class RidgeRegression(nn.Module):
-    """Ridge regression with a learned, always-positive regularisation weight.
+    """Ridge regression with a learned, always-positive, *relative* regularisation weight.
 
     ``lam = softplus(raw_lam) + min_lam``: the free parameter ``raw_lam`` can take any value while ``lam``
     stays strictly positive, so the inner problem is always well posed.
+
+    λ is relative to the data of each regression: the system solved is ``(xᵀx + lam · s · I) w = xᵀy`` with
+    ``s = trace(xᵀx) / p``, the features' sum of squares per feature. Dividing through by the row count n
+    shows the same thing as ``(xᵀx/n + lam · (s/n) I) w = xᵀy/n``: λ is a fraction of the features' mean
+    square, so it means the same whatever the number of rows (encoder width, lookback, pooling, batch size)
+    and whatever the scale of the features, and ``xᵀx + lam · s · I`` has condition number at most
+    ``1 + p / lam`` (p / min_lam = 2·10⁵ for p = 20): float32 factorises it even for flat, rank-one inputs.
 
     Args:
         init_lam: initial value of λ (> ``min_lam``).
@@ -257,8 +268,17 @@ class RidgeRegression(nn.Module):
 
     @property
     def lam(self) -> Tensor:
-        """The current λ, a positive scalar tensor."""
+        """The current relative λ, a positive scalar tensor."""
         return F.softplus(self.raw_lam) + self.min_lam
+
+    def absolute_lam(self, feature_gram: Tensor) -> Tensor:
+        """The absolute weight ``lam · trace(G) / p`` of each regression, ``(B,)``, from its ``G = xᵀx`` ``(B, p, p)``.
+
+        An all-zero ``G`` (a constant window can encode to zeros) gets a tiny positive weight, so the system
+        stays factorisable and its solution is w = 0.
+        """
+        per_feature = feature_gram.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(_TINY_SCALE)  # (B,)
+        return self.lam.to(feature_gram.dtype) * per_feature
 
     def fit_predict_rows(self, rows: Tensor, features: int, x_query: Tensor) -> Tensor:
         """Fit on rows holding features and targets side by side, predict ``x_query``.
@@ -288,7 +308,8 @@ class RidgeRegression(nn.Module):
             ``(B, m, h)``. Only ``p × p`` systems are solved (:func:`ridge_solve_normal`), whatever the row count.
         """
         p = features
-        w = ridge_solve_normal(gram[:, :p, :p], gram[:, :p, p:], self.lam.to(gram.dtype))  # (B, p, h)
+        feature_gram = gram[:, :p, :p]
+        w = ridge_solve_normal(feature_gram, gram[:, :p, p:], self.absolute_lam(feature_gram))  # (B, p, h)
         if self.fit_intercept:
             if mean is None:
                 raise ValueError("RidgeRegression(fit_intercept=True) needs the row mean")
@@ -297,10 +318,15 @@ class RidgeRegression(nn.Module):
 
     def forward(self, x_fit: Tensor, y_fit: Tensor, x_query: Tensor) -> Tensor:
         """Fit on ``(x_fit (B, n, p), y_fit (B, n, h))`` and predict ``x_query (B, m, p)`` → ``(B, m, h)``."""
-        lam = self.lam.to(x_fit.dtype)
         if not self.fit_intercept:
-            return x_query @ ridge_solve(x_fit, y_fit, lam)
+            return x_query @ ridge_solve(x_fit, y_fit, self._absolute_lam_of_rows(x_fit))
         x_mean = x_fit.mean(dim=1, keepdim=True)  # (B, 1, p)
         y_mean = y_fit.mean(dim=1, keepdim=True)  # (B, 1, h)
-        w = ridge_solve(x_fit - x_mean, y_fit - y_mean, lam)
+        x_centred = x_fit - x_mean
+        w = ridge_solve(x_centred, y_fit - y_mean, self._absolute_lam_of_rows(x_centred))
         return (x_query - x_mean) @ w + y_mean
+
+    def _absolute_lam_of_rows(self, x: Tensor) -> Tensor:
+        """:meth:`absolute_lam` from the rows ``x`` ``(B, n, p)`` themselves: ``trace(xᵀx) = Σ x²``."""
+        per_feature = x.square().sum(dim=(-2, -1)).div(x.shape[-1]).clamp_min(_TINY_SCALE)  # (B,)
+        return self.lam.to(x.dtype) * per_feature

@@ -1,4 +1,4 @@
-"""Lightning callbacks: forecast figures for TensorBoard, and the CSV prediction writer (DDP-safe)."""
+"""The CSV prediction writer: the protocol's rows, written atomically from any number of processes."""
 
 from __future__ import annotations
 
@@ -14,70 +14,11 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ModelCheckpoint
-
-from forecast.plots import forecast_figure
+from lightning.pytorch.callbacks import BasePredictionWriter
 
 log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = ["Name", "origin_date", "target_date", "step", "forecast"]
-
-
-def forecast_examples(model: L.LightningModule, dataset: Any, count: int) -> tuple[dict[str, Any], torch.Tensor]:
-    """``count`` windows spread evenly over ``dataset`` (the same ones every time) and their dollar forecasts."""
-    picks = np.linspace(0, len(dataset) - 1, min(count, len(dataset))).astype(int).tolist()
-    batch = dataset.__getitems__(picks)
-    on_device = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-    with torch.no_grad():
-        forecast = model.forecast_dollars(on_device).cpu()
-    return batch, forecast
-
-
-class BestAndLastCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` whose ``last.ckpt`` is refreshed at every save point, as resuming needs.
-
-    Lightning 2.6 writes ``last.ckpt`` only when a top-k checkpoint was written at the same step, so after an
-    epoch that does not improve the monitored metric ``last`` would still point at an older epoch and
-    ``fit --ckpt_path last`` would silently repeat epochs.
-    """
-
-    def _refresh_last(self, trainer: L.Trainer) -> None:
-        stale = self._last_global_step_saved != trainer.global_step or not self.last_model_path
-        if self.save_last and stale and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._refresh_last(trainer)
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._refresh_last(trainer)
-
-
-class ForecastFigures(Callback):
-    """Each validation epoch, draw a few fixed validation windows: base, true target, forecast and naive.
-
-    The windows are spread evenly over the validation set and stay the same across epochs, so the figures in
-    TensorBoard show how the forecasts of the same windows evolve. Logged with ``add_figure`` under
-    ``val/forecasts`` when the logger is TensorBoard; otherwise nothing is drawn.
-    """
-
-    def __init__(self, windows: int = 4) -> None:
-        self.windows = windows
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        experiment = getattr(trainer.logger, "experiment", None)
-        datamodule = getattr(trainer, "datamodule", None)
-        if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(experiment, "add_figure"):
-            return
-        dataset = getattr(datamodule, "datasets", {}).get("val")
-        if dataset is None or len(dataset) == 0 or self.windows < 1:
-            return
-        fig = forecast_figure(*forecast_examples(pl_module, dataset, self.windows))
-        experiment.add_figure("val/forecasts", fig, global_step=trainer.global_step, close=True)
 
 
 class CSVPredictionWriter(BasePredictionWriter):

@@ -1,0 +1,20 @@
+"""The run's ``last.ckpt``: refreshed at every save point, so resuming never repeats an epoch."""
+
+from __future__ import annotations
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` in the run's checkpoint folder, overwritten at every epoch's save point.
+
+    ``ModelCheckpoint(save_last=True)`` in Lightning 2.6 refreshes ``last.ckpt`` only when a top-k checkpoint
+    is written at the same step: after an epoch that does not improve the monitored metric it would still hold
+    an older epoch, and a resume would silently train that epoch again. An unmonitored ``ModelCheckpoint``
+    that keeps one file named ``last`` is exactly a last checkpoint, through the public API alone.
+    """
+
+    def __init__(self, dirpath: str | None = None) -> None:
+        super().__init__(
+            dirpath=dirpath, filename="last", monitor=None, save_top_k=1, save_last=False, enable_version_counter=False
+        )

@@ -1,0 +1,175 @@
+"""Checkpoints and run folders: reading a checkpoint safely, finding a run's checkpoints, and the one rule for
+which settings a checkpoint fixes.
+
+A run is one ``fit``: ``<root>/lightning_logs/version_N/`` holds its TensorBoard events, ``config.yaml``,
+``fit_summary.json``, test report and ``checkpoints/`` (the best by validation MAE, and ``last.ckpt``).
+
+The rule for settings, for ``fit --ckpt_path`` (resume), ``validate``, ``test`` and ``predict``:
+
+- settings that decide what the weights mean (:data:`FIXED_DATA` and every model setting but
+  :data:`TRAINING_ONLY_MODEL`) come from the checkpoint; a different value in a config or on the command line
+  is an error naming the setting and both values;
+- settings that choose which data to run on (every other data setting: source, path, tickers, split dates,
+  ``predict_set``, batch size, ...) come from the command line when given there (or in a config file that
+  itself names the checkpoint), else from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RUNS_FOLDER = "lightning_logs"
+"""Lightning's default name of the folder that holds the ``version_N`` runs under the root."""
+
+FIXED_DATA = ("base_len", "horizon", "normalisation", "channels")
+"""Data settings the weights were trained for: a checkpoint fixes them."""
+
+LINKED_MODEL = ("in_channels", "base_len", "horizon", "target_channel")
+"""Model settings the CLI derives from the data settings (never set directly)."""
+
+TRAINING_ONLY_MODEL = ("init_lam", "lam_lr", "huber_delta")
+"""Model settings that only steer training, not what the trained weights compute."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint path that does not exist, is not a checkpoint, or is not a forecast model's."""
+
+
+class SettingConflictError(ValueError):
+    """A setting given in a config or on the command line contradicts what the checkpoint was trained with."""
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``), or raise a one-line :class:`CheckpointError`.
+
+    The result is cached while the file stays the same, and shared: callers must not modify it.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}; pass an existing .ckpt file (or last / best)")
+    stat = file.stat()
+    return _read_checkpoint(str(file.absolute()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)  # parsing, restoring and checking the same file: read it once
+def _read_checkpoint(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    file = Path(path)
+    try:
+        ckpt = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__})") from exc
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or "predictor.ridge.raw_lam" not in state:
+        raise CheckpointError(f"{path} is not a checkpoint of a forecast model (no ridge predictor in its weights)")
+    return ckpt
+
+
+def plain(value: Any) -> Any:
+    """Tuples → lists, recursively: the form YAML, JSON and the parser give back."""
+    if isinstance(value, (tuple, list)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """The settings a checkpoint carries, split by the rule in this module's docstring.
+
+    Attributes:
+        fixed_model: model settings the weights mean (without the linked ones).
+        fixed_data: data settings the weights mean (:data:`FIXED_DATA`).
+        chosen_model: training-only model settings (:data:`TRAINING_ONLY_MODEL`).
+        chosen_data: the data the checkpoint was trained on (source, path, split dates, ...).
+    """
+
+    fixed_model: dict[str, Any]
+    fixed_data: dict[str, Any]
+    chosen_model: dict[str, Any]
+    chosen_data: dict[str, Any]
+
+    @classmethod
+    def of(cls, ckpt: dict[str, Any]) -> CheckpointSettings:
+        model = {k: plain(v) for k, v in (ckpt.get("hyper_parameters") or {}).items() if not k.startswith("_")}
+        data = {
+            k: plain(v) for k, v in (ckpt.get("datamodule_hyper_parameters") or {}).items() if not k.startswith("_")
+        }
+        for linked in LINKED_MODEL:
+            model.pop(linked, None)
+        return cls(
+            fixed_model={k: v for k, v in model.items() if k not in TRAINING_ONLY_MODEL},
+            fixed_data={k: v for k, v in data.items() if k in FIXED_DATA},
+            chosen_model={k: v for k, v in model.items() if k in TRAINING_ONLY_MODEL},
+            chosen_data={k: v for k, v in data.items() if k not in FIXED_DATA},
+        )
+
+    def conflicts(self, model: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+        """``(setting, given, checkpoint's)`` for every fixed setting whose parsed value differs."""
+        found = []
+        for section, fixed, given in (("model", self.fixed_model, model), ("data", self.fixed_data, data)):
+            for key, theirs in fixed.items():
+                if key in given and plain(given[key]) != theirs:
+                    found.append((f"{section}.{key}", plain(given[key]), theirs))
+        return found
+
+
+def runs_folder(save_dir: str | Path | None, name: str | None = RUNS_FOLDER) -> Path:
+    """``<save_dir>/<name>``: where the ``version_N`` run folders are (``save_dir`` default: the current dir)."""
+    return Path(save_dir or ".").absolute() / (name or "")
+
+
+def _version_number(folder: Path) -> int:
+    suffix = folder.name.removeprefix("version_")
+    return int(suffix) if suffix.isdigit() else -1
+
+
+def newest_run_checkpoint(runs: Path, alias: str, checkpoint_dir: str | Path | None = None) -> Path:
+    """The checkpoint ``alias`` (``last`` or ``best``) of the newest run that has one.
+
+    Runs are ``runs/version_N`` (the highest N is the newest); ``checkpoint_dir``, when the user fixed one,
+    replaces the search. ``best`` is the best-model path the run's ``last.ckpt`` records.
+
+    Raises:
+        CheckpointError: no run has the checkpoint.
+    """
+    if checkpoint_dir:
+        candidates = [Path(checkpoint_dir).absolute()]
+    else:
+        versions = sorted((p for p in runs.glob("version_*") if p.is_dir()), key=_version_number, reverse=True)
+        candidates = [v / "checkpoints" for v in versions]
+    for folder in candidates:
+        last = folder / "last.ckpt"
+        if not last.is_file():
+            continue
+        if alias == "last":
+            return last
+        best = best_model_path(read_checkpoint(str(last)))
+        if best and Path(best).is_file():
+            return Path(best)
+    where = candidates[0] if checkpoint_dir else runs / "version_*" / "checkpoints"
+    raise CheckpointError(
+        f"--ckpt_path {alias}: no {'last.ckpt' if alias == 'last' else 'best checkpoint'} found in {where}; "
+        "train a model first (fit) or pass the path of a .ckpt file"
+    )
+
+
+def best_model_path(ckpt: dict[str, Any]) -> str:
+    """The best checkpoint recorded by the checkpoint callback that monitors a metric ('' if none)."""
+    for key, state in (ckpt.get("callbacks") or {}).items():
+        if key.startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("monitor"):
+            return str(state.get("best_model_path") or "")
+    return ""
+
+
+def run_folder_of(ckpt_path: str | Path) -> Path | None:
+    """The run folder ``.../version_N`` of a checkpoint stored in ``.../version_N/checkpoints/``, else None."""
+    path = Path(ckpt_path).absolute()
+    if path.parent.name == "checkpoints" and path.parent.parent.name.startswith("version_"):
+        return path.parent.parent
+    return None
