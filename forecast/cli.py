@@ -85,7 +85,6 @@ class ForecastCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         """Parse ``args`` (default: the command line) and run the subcommand, like ``LightningCLI``."""
-        self.ckpt_settings: CheckpointSettings | None = None
         self.resume_version: str | None = None
         no_exit = {"exit_on_error": False}  # errors reach main() as exceptions: one line, no usage dump
         super().__init__(
@@ -195,7 +194,6 @@ class ForecastCLI(LightningCLI):
         self.config = parser.parse_args(
             [*head, "--config", fixed, *rest, "--config", json.dumps(chosen), "--ckpt_path", ckpt_path]
         )
-        self.ckpt_settings = settings
         if sub == "fit":
             run = run_folder_of(ckpt_path)
             root = config[sub].trainer.default_root_dir
