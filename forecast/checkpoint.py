@@ -133,10 +133,12 @@ def newest_run_checkpoint(runs: Path, alias: str, checkpoint_dir: str | Path | N
     """The checkpoint ``alias`` (``last`` or ``best``) of the newest run that has one.
 
     Runs are ``runs/version_N`` (the highest N is the newest); ``checkpoint_dir``, when the user fixed one,
-    replaces the search. ``best`` is the best-model path the run's ``last.ckpt`` records.
+    replaces the search. The run is the newest one with a ``last.ckpt``, for both aliases; ``best`` is the
+    best checkpoint that ``last.ckpt`` records, looked up by name in the same folder (the run may have moved
+    since). A run whose best checkpoint is gone is an error, never a reason to take an older run's.
 
     Raises:
-        CheckpointError: no run has the checkpoint.
+        CheckpointError: no run has a ``last.ckpt``, or the newest one's best checkpoint is missing.
     """
     if checkpoint_dir:
         candidates = [Path(checkpoint_dir).absolute()]
@@ -149,13 +151,18 @@ def newest_run_checkpoint(runs: Path, alias: str, checkpoint_dir: str | Path | N
             continue
         if alias == "last":
             return last
-        best = best_model_path(read_checkpoint(str(last)))
-        if best and Path(best).is_file():
-            return Path(best)
+        recorded = best_model_path(read_checkpoint(str(last)))
+        best = folder / Path(recorded).name if recorded else None
+        if best is None or not best.is_file():
+            raise CheckpointError(
+                f"--ckpt_path best: the newest run's best checkpoint ({recorded or 'none recorded'}) is not in "
+                f"{folder}; pass the path of a .ckpt file"
+            )
+        return best
     where = candidates[0] if checkpoint_dir else runs / "version_*" / "checkpoints"
     raise CheckpointError(
-        f"--ckpt_path {alias}: no {'last.ckpt' if alias == 'last' else 'best checkpoint'} found in {where}; "
-        "train a model first (fit) or pass the path of a .ckpt file"
+        f"--ckpt_path {alias}: no last.ckpt found in {where}; train a model first (fit) or pass the path of "
+        "a .ckpt file"
     )
 
 

@@ -239,7 +239,7 @@ class ForecastCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
-        except (ValueError, TypeError) as exc:
+        except ValueError as exc:  # the constructors' own checks of their arguments; anything else is a bug
             if isinstance(exc, (DataError, CheckpointError)):
                 raise
             raise ConfigError(f"invalid setting: {_first_line(exc)}") from exc

@@ -38,6 +38,22 @@ def test_two_fits_in_one_root_then_last_and_best_mean_the_newest_run(tmp_path, s
     # validate, test and predict started no run and wrote nothing beside what was asked for
     assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0", "version_1"]
     assert {p.name for p in tmp_path.iterdir()} == {"lightning_logs", "out.csv", "prices.csv"}
+    # the newest run's best checkpoint gone: an error, never the older run's best
+    for best in (run_dir(tmp_path, 1) / "checkpoints").glob("epoch*.ckpt"):
+        best.unlink()
+    result = _predict(tmp_path, "--ckpt_path", "best")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "the newest run's best checkpoint" in result.stderr and str(run_dir(tmp_path, 1)) in result.stderr
+
+
+def test_best_is_found_in_a_run_folder_that_moved(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    assert run_main(["fit", *FIT], old).returncode == 0
+    old.rename(new)  # last.ckpt still records the best checkpoint's path under old/
+    result = _predict(new, "--ckpt_path", "best")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"--ckpt_path best: {run_dir(new)}/checkpoints/epoch000" in result.stderr
 
 
 def test_validate_test_predict_leave_no_stray_files(trained, tmp_path):

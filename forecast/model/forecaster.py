@@ -163,8 +163,8 @@ class Forecaster(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self.training_loss(batch)
-        # fail at the step that diverged, not epochs later in a factorisation of NaN statistics; the ridge
-        # layer already synchronises with the host once per step, so this check adds no stall of its own
+        # fail at the step that diverged, not epochs later in a factorisation of NaN statistics; this reads one
+        # value back to the host each step (the ridge layer's input check already reads one, earlier in it)
         if not bool(torch.isfinite(loss)):
             raise TrainingDivergedError(
                 f"the training loss became {loss.detach().item()} at epoch {self.current_epoch}, "

@@ -271,14 +271,13 @@ class RidgeRegression(nn.Module):
         """The current relative λ, a positive scalar tensor."""
         return F.softplus(self.raw_lam) + self.min_lam
 
-    def absolute_lam(self, feature_gram: Tensor) -> Tensor:
-        """The absolute weight ``lam · trace(G) / p`` of each regression, ``(B,)``, from its ``G = xᵀx`` ``(B, p, p)``.
+    def absolute_lam(self, per_feature: Tensor) -> Tensor:
+        """The absolute weight ``lam · s`` of each regression, ``(B,)``, from ``s = trace(xᵀx) / p`` ``(B,)``.
 
-        An all-zero ``G`` (a constant window can encode to zeros) gets a tiny positive weight, so the system
+        An all-zero ``xᵀx`` (a constant window can encode to zeros) gets a tiny positive weight, so the system
         stays factorisable and its solution is w = 0.
         """
-        per_feature = feature_gram.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(_TINY_SCALE)  # (B,)
-        return self.lam.to(feature_gram.dtype) * per_feature
+        return self.lam.to(per_feature.dtype) * per_feature.clamp_min(_TINY_SCALE)
 
     def fit_predict_rows(self, rows: Tensor, features: int, x_query: Tensor) -> Tensor:
         """Fit on rows holding features and targets side by side, predict ``x_query``.
@@ -309,7 +308,8 @@ class RidgeRegression(nn.Module):
         """
         p = features
         feature_gram = gram[:, :p, :p]
-        w = ridge_solve_normal(feature_gram, gram[:, :p, p:], self.absolute_lam(feature_gram))  # (B, p, h)
+        lam = self.absolute_lam(feature_gram.diagonal(dim1=-2, dim2=-1).mean(-1))  # (B,)
+        w = ridge_solve_normal(feature_gram, gram[:, :p, p:], lam)  # (B, p, h)
         if self.fit_intercept:
             if mean is None:
                 raise ValueError("RidgeRegression(fit_intercept=True) needs the row mean")
@@ -319,14 +319,14 @@ class RidgeRegression(nn.Module):
     def forward(self, x_fit: Tensor, y_fit: Tensor, x_query: Tensor) -> Tensor:
         """Fit on ``(x_fit (B, n, p), y_fit (B, n, h))`` and predict ``x_query (B, m, p)`` → ``(B, m, h)``."""
         if not self.fit_intercept:
-            return x_query @ ridge_solve(x_fit, y_fit, self._absolute_lam_of_rows(x_fit))
+            return x_query @ ridge_solve(x_fit, y_fit, self.absolute_lam(_mean_square_per_feature(x_fit)))
         x_mean = x_fit.mean(dim=1, keepdim=True)  # (B, 1, p)
         y_mean = y_fit.mean(dim=1, keepdim=True)  # (B, 1, h)
         x_centred = x_fit - x_mean
-        w = ridge_solve(x_centred, y_fit - y_mean, self._absolute_lam_of_rows(x_centred))
+        w = ridge_solve(x_centred, y_fit - y_mean, self.absolute_lam(_mean_square_per_feature(x_centred)))
         return (x_query - x_mean) @ w + y_mean
 
-    def _absolute_lam_of_rows(self, x: Tensor) -> Tensor:
-        """:meth:`absolute_lam` from the rows ``x`` ``(B, n, p)`` themselves: ``trace(xᵀx) = Σ x²``."""
-        per_feature = x.square().sum(dim=(-2, -1)).div(x.shape[-1]).clamp_min(_TINY_SCALE)  # (B,)
-        return self.lam.to(x.dtype) * per_feature
+
+def _mean_square_per_feature(x: Tensor) -> Tensor:
+    """``trace(xᵀx) / p`` ``(B,)`` of rows ``x`` ``(B, n, p)``, without forming ``xᵀx``: ``Σ x² / p``."""
+    return x.square().sum(dim=(-2, -1)) / x.shape[-1]
