@@ -1,4 +1,4 @@
-"""The command line: ``python -m forecast fit|validate|test|predict`` (LightningCLI).
+"""The command line: ``python -m forecast fit|validate|test|predict`` (LightningCLI), and ``backtest``.
 
 Everything Lightning's CLI does is kept (configs, ``--print_config``, ``--ckpt_path``, any Trainer flag); on
 top of it this module adds the project's defaults (one folder per run, checkpointing on ``val/mae``, LR
@@ -25,6 +25,8 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_only
 
+from forecast.backtest.folds import BacktestError
+from forecast.backtest.runner import FoldFailedError
 from forecast.callbacks import (
     CSVPredictionWriter,
     FitSummary,
@@ -101,7 +103,12 @@ class ForecastCLI(LightningCLI):
             },
             save_config_callback=FitConfigSaver,
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={**no_exit, **{sub: dict(no_exit) for sub in SUBCOMMANDS}},
+            parser_kwargs={
+                **no_exit,
+                "epilog": "One more subcommand, with its own options: backtest (walk-forward years with a significance "
+                "test; python -m forecast backtest --help).",
+                **{sub: dict(no_exit) for sub in SUBCOMMANDS},
+            },
             auto_configure_optimizers=False,
             args=args,
             run=run,
@@ -392,7 +399,8 @@ def _first_line(exc: BaseException) -> str:
 def is_user_error(exc: BaseException) -> bool:
     """Problems the user can fix: files, flags, paths, credentials, checkpoints, settings."""
     return isinstance(
-        exc, (argparse.ArgumentError, DataError, CheckpointError, SettingConflictError, ConfigError, OSError)
+        exc,
+        (argparse.ArgumentError, DataError, CheckpointError, SettingConflictError, ConfigError, BacktestError, OSError),
     )
 
 
@@ -411,11 +419,21 @@ def main(args: list[str] | None = None) -> None:
     saved_argv = sys.argv
     sys.argv = [sys.argv[0], *argv]  # DDP re-launches sys.argv in its child processes
     try:
-        ForecastCLI()
+        if argv[:1] == ["backtest"]:
+            from forecast.backtest.cli import backtest  # its own parser: it runs fit and predict per fold
+
+            backtest(argv[1:])
+        else:
+            ForecastCLI()
+    except FoldFailedError as exc:  # the fold's own command printed its traceback (if any) into its log
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.returncode if exc.returncode in (EXIT_USER_ERROR, EXIT_INTERNAL_ERROR) else EXIT_INTERNAL_ERROR)
     except Exception as exc:
         if debug:
             raise
-        subcommand = next((a for a in argv if a in SUBCOMMANDS), "")
+        subcommand = next((a for a in argv if a in (*SUBCOMMANDS, "backtest")), "")
         if is_user_error(exc):
             if isinstance(exc, argparse.ArgumentError):  # the parser's message spans lines: keep it, on one
                 line = " ".join(str(exc).split())

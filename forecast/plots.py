@@ -8,7 +8,7 @@ import numpy as np
 from torch import Tensor
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed, safe off the main thread
@@ -24,7 +24,7 @@ def forecast_figure(batch: dict[str, Any], forecast: Tensor) -> Any:
         batch: a window batch (``base_close`` (B, L), optional ``target`` (B, H), ``ticker``, ``origin_date``).
         forecast: dollar forecasts ``(B, H)``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     base, target = batch["base_close"].cpu(), batch.get("target")
     count, length, horizon = base.shape[0], base.shape[1], forecast.shape[1]
     fig, axes = plt.subplots(1, count, figsize=(4 * count, 3), squeeze=False)
@@ -46,7 +46,7 @@ def forecast_figure(batch: dict[str, Any], forecast: Tensor) -> Any:
 
 def per_step_figure(results: dict[str, dict[str, Any]], title: str) -> Any:
     """MAE ($) per horizon step of the model, naive and drift forecasts (``results`` as from ForecastMetrics)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     styles = {"model": ("tab:red", "-"), "naive": ("tab:blue", "--"), "drift": ("tab:green", ":")}
     for name, (color, line) in styles.items():

@@ -38,6 +38,20 @@ def test_date_splits_by_target_days_hand_computed():
     assert splits["test"].tolist() == [4]
 
 
+def test_test_end_closes_the_test_split_like_a_backtest_year():
+    panel = build_panel(_tiny_frame(), ["Close"], None, min_length=5)
+    open_ended = date_splits(panel, base_len=3, horizon=2, train_end="2020-01-06", val_end="2020-01-07")
+    # first target > 01-07: A s=2 (01-08, 01-09), s=3 (01-09, 01-10), s=4 (01-10, 01-13); B s=10 starts 01-07
+    assert open_ended["test"].tolist() == [2, 3, 4]
+    closed = date_splits(
+        panel, base_len=3, horizon=2, train_end="2020-01-06", val_end="2020-01-07", test_end="2020-01-09"
+    )
+    # last target <= 01-09 as well: only A s=2; the training and validation splits do not change
+    assert closed["test"].tolist() == [2]
+    assert closed["train"].tolist() == open_ended["train"].tolist()
+    assert closed["val"].tolist() == open_ended["val"].tolist()
+
+
 def test_batch_contents_hand_computed():
     panel = build_panel(_tiny_frame(), ["Close"], None, min_length=5)
     from forecast.data.windows import WindowDataset

@@ -53,6 +53,7 @@ class StockDataModule(L.LightningDataModule):
             70/30 split of non-overlapping segments; LEAKY, for comparison only).
         train_end: last target day of a training window (``YYYY-MM-DD``).
         val_end: last target day of a validation window; test windows start after it.
+        test_end: last target day of a test window (default: the data's end); a backtest year ends here.
         normalisation: per-window scaling from the base only: ``none``, ``last``, ``zscore``, ``last_std``
             (centre on the last value, divide by the base std) or ``log``.
         predict_set: ``test`` (every test window, a backtest) or ``latest`` (per ticker, the base ending on
@@ -77,6 +78,7 @@ class StockDataModule(L.LightningDataModule):
         split: Literal["date", "tutorial"] = "date",
         train_end: str = "2015-12-31",
         val_end: str = "2016-12-31",
+        test_end: str | None = None,
         normalisation: Literal["none", "last", "zscore", "last_std", "log"] = "zscore",
         predict_set: Literal["test", "latest"] = "test",
         batch_size: int = 256,
@@ -151,8 +153,9 @@ class StockDataModule(L.LightningDataModule):
             if len(self.datasets[name]) == 0:
                 raise NotEnoughDataError(
                     f"the {name} split has no windows: the data spans {self.panel.dates.min()} .. "
-                    f"{self.panel.dates.max()} with train_end={hp.train_end}, val_end={hp.val_end}; "
-                    "set --data.train_end/--data.val_end inside the data's dates"
+                    f"{self.panel.dates.max()} with train_end={hp.train_end}, val_end={hp.val_end}, "
+                    f"test_end={hp.get('test_end')}; set --data.train_end/--data.val_end/--data.test_end inside "
+                    "the data's dates"
                 )
 
     def _build_datasets(self) -> None:
@@ -162,7 +165,9 @@ class StockDataModule(L.LightningDataModule):
             log.warning("split=tutorial: random split of segments, future windows leak into training (comparison only)")
             splits = tutorial_splits(panel, hp.base_len, hp.horizon, hp.seed)
         else:
-            splits = date_splits(panel, hp.base_len, hp.horizon, hp.train_end, hp.val_end, hp.stride)
+            splits = date_splits(
+                panel, hp.base_len, hp.horizon, hp.train_end, hp.val_end, hp.stride, hp.get("test_end")
+            )
         for name, starts in splits.items():
             self.datasets[name] = WindowDataset(panel, starts, hp.base_len, hp.horizon, hp.normalisation)
         if hp.predict_set == "latest":

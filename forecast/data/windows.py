@@ -125,12 +125,19 @@ def window_starts(panel: Panel, length: int, stride: int = 1) -> np.ndarray:
 
 
 def date_splits(
-    panel: Panel, base_len: int, horizon: int, train_end: str, val_end: str, train_stride: int = 1
+    panel: Panel,
+    base_len: int,
+    horizon: int,
+    train_end: str,
+    val_end: str,
+    train_stride: int = 1,
+    test_end: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Split windows by date (see the protocol): returns start rows for ``train``, ``val`` and ``test``.
 
     train: last target day <= ``train_end``; val: first target day > ``train_end`` and last <= ``val_end``;
-    test: first target day > ``val_end``. Windows whose target straddles a boundary belong to no split.
+    test: first target day > ``val_end`` and, when ``test_end`` is given, last <= ``test_end`` (a backtest year).
+    Windows whose target straddles a boundary belong to no split.
     Validation and test windows are taken at every origin so their metrics follow the protocol;
     ``train_stride`` thins the training windows only.
     """
@@ -139,6 +146,9 @@ def date_splits(
     last_target = panel.dates[starts + base_len + horizon - 1]
     train_end_d, val_end_d = np.datetime64(train_end, "D"), np.datetime64(val_end, "D")
     train = starts[last_target <= train_end_d]
+    test = first_target > val_end_d
+    if test_end is not None:
+        test &= last_target <= np.datetime64(test_end, "D")
     if train_stride > 1:  # keep every stride-th window of each ticker, counted from its first window
         owner = panel.ticker_of(train)
         first_of_owner = panel.offsets[owner]
@@ -146,7 +156,7 @@ def date_splits(
     return {
         "train": train,
         "val": starts[(first_target > train_end_d) & (last_target <= val_end_d)],
-        "test": starts[first_target > val_end_d],
+        "test": starts[test],
     }
 
 

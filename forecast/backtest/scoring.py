@@ -1,0 +1,156 @@
+"""Score a fold's predictions file against the price panel: the model, three baselines, and their DM tests.
+
+The predictions file is the protocol's (``Name,origin_date,target_date,step,forecast``); everything else —
+the true closes, the naive, drift and mean-return forecasts — comes from the panel, so the score needs no
+output of the model but the file, and a file that does not hold exactly the fold's test windows is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torchmetrics.functional import (
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_squared_error,
+    symmetric_mean_absolute_percentage_error,
+)
+
+from forecast.backtest.dm import DMResult, diebold_mariano
+from forecast.backtest.folds import BacktestError, FoldDates
+from forecast.data.windows import Panel, date_splits
+from forecast.model.metrics import drift_forecast, naive_forecast
+
+BASELINES = ("naive", "drift", "mean_return")
+"""naive: the last base value; drift: the line through the first and last base values; mean_return: the last
+base value grown at the training split's mean daily log-return (pooled over tickers)."""
+
+
+@dataclass
+class FoldScore:
+    """MAE ($) and relMAE of each forecaster (and in ``metrics`` the protocol's whole table: ``mae``, ``rmse`` in
+    dollars, ``mape``, ``smape`` in %, ``rel_mae``), and per origin date the loss differential against naive.
+
+    ``differential[name]``: a Series indexed by origin date (sorted), the mean over tickers and steps of
+    ``|e_name| − |e_naive|`` in dollars; its DM test is ``dm[name]``.
+    """
+
+    mae: dict[str, float]
+    rel_mae: dict[str, float]
+    metrics: dict[str, dict[str, float]]
+    differential: dict[str, pd.Series]
+    dm: dict[str, DMResult]
+    windows: int
+
+
+def mean_daily_log_return(panel: Panel, last_day: str) -> float:
+    """Mean of ``log(c_t / c_{t−1})`` over every ticker's consecutive days with ``t`` on or before ``last_day``."""
+    close = panel.close.numpy()
+    same_ticker = np.ones(len(close), dtype=bool)
+    same_ticker[panel.offsets[:-1]] = False  # a ticker's first day has no previous day of its own
+    usable = same_ticker & (panel.dates <= np.datetime64(last_day, "D"))
+    rows = np.flatnonzero(usable)
+    if len(rows) == 0:
+        raise BacktestError(f"no training days on or before {last_day} to learn the mean daily return from")
+    return float(np.log(close[rows] / close[rows - 1]).mean())
+
+
+def _origin_rows(panel: Panel, frame: pd.DataFrame) -> np.ndarray:
+    """Row in the panel of each prediction's (Name, origin_date); -1 where there is none."""
+    counts = np.diff(panel.offsets)
+    index = pd.MultiIndex.from_arrays(
+        [np.repeat(np.asarray(panel.names, dtype=object), counts), np.datetime_as_string(panel.dates)]
+    )
+    return (
+        pd.Series(np.arange(len(panel.dates)), index=index)
+        .reindex(pd.MultiIndex.from_arrays([frame["Name"].astype(str), frame["origin_date"].astype(str)]))
+        .fillna(-1)
+        .to_numpy(dtype=np.int64)
+    )
+
+
+def fold_forecasts(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, base_len: int, horizon: int) -> dict:
+    """The fold's test windows as arrays: ``origin`` rows (N,), ``target`` and each forecaster's ``(N, H)``.
+
+    Raises:
+        BacktestError: the file misses or adds windows, steps, or target dates of the fold's test split.
+    """
+    where = f"predictions for {fold.year}"
+    expected = date_splits(panel, base_len, horizon, fold.train_end, fold.val_end, test_end=fold.test_end)["test"]
+    expected_origins = expected + base_len - 1
+    rows = _origin_rows(panel, predictions)
+    if (rows < 0).any():
+        bad = predictions[rows < 0].iloc[0]
+        raise BacktestError(f"{where}: {bad['Name']} has no day {bad['origin_date']} in the data")
+    steps = predictions["step"].to_numpy(dtype=np.int64)
+    if steps.min(initial=1) < 1 or steps.max(initial=1) > horizon:
+        raise BacktestError(f"{where}: steps must be 1 .. {horizon}, found {steps.min()} .. {steps.max()}")
+    frame = pd.DataFrame({"origin": rows, "step": steps, "forecast": predictions["forecast"].to_numpy(float)})
+    table = frame.pivot_table(index="origin", columns="step", values="forecast", aggfunc="count")
+    if len(predictions) != len(expected) * horizon or not np.array_equal(table.index.to_numpy(), expected_origins):
+        raise BacktestError(
+            f"{where}: {table.shape[0]} windows in the file, the fold's test split has {len(expected)}; "
+            "was it written by another run or for other split dates?"
+        )
+    if (table.to_numpy() != 1).any():
+        raise BacktestError(f"{where}: each window needs each step 1 .. {horizon} exactly once")
+    target_rows = rows + steps
+    named = np.datetime_as_string(panel.dates[target_rows]) != predictions["target_date"].astype(str).to_numpy()
+    if named.any():
+        raise BacktestError(f"{where}: {int(named.sum())} target dates are not the ticker's trading days after origin")
+    forecast = frame.pivot(index="origin", columns="step", values="forecast").to_numpy(dtype=np.float64, copy=True)
+    close = panel.close
+    origin = torch.as_tensor(expected_origins)
+    base = close[origin[:, None] + torch.arange(-base_len + 1, 1)]  # (N, L) dollars
+    target = close[origin[:, None] + torch.arange(1, horizon + 1)]  # (N, H) dollars
+    mu = mean_daily_log_return(panel, fold.train_end)
+    steps_ahead = torch.arange(1, horizon + 1, dtype=torch.float64)
+    return {
+        "origin": expected_origins,
+        "target": target,
+        "model": torch.from_numpy(forecast),
+        "naive": naive_forecast(base, horizon),
+        "drift": drift_forecast(base, horizon),
+        "mean_return": base[:, -1:] * torch.exp(mu * steps_ahead),
+    }
+
+
+def score_fold(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, base_len: int, horizon: int) -> FoldScore:
+    """MAE, relMAE and the DM test against naive of the model and each baseline on the fold's test windows."""
+    arrays = fold_forecasts(panel, predictions, fold, base_len, horizon)
+    target = arrays["target"]
+    names = ("model", *BASELINES)
+    flat = target.reshape(-1)
+    metrics = {
+        name: {
+            "mae": float(mean_absolute_error(arrays[name].reshape(-1), flat)),
+            "rmse": float(mean_squared_error(arrays[name].reshape(-1), flat, squared=False)),
+            "mape": 100 * float(mean_absolute_percentage_error(arrays[name].reshape(-1), flat)),
+            "smape": 100 * float(symmetric_mean_absolute_percentage_error(arrays[name].reshape(-1), flat)),
+        }
+        for name in names
+    }
+    for values in metrics.values():
+        values["rel_mae"] = values["mae"] / metrics["naive"]["mae"]
+    mae = {name: values["mae"] for name, values in metrics.items()}
+    dates = pd.Index(panel.dates[arrays["origin"]], name="origin_date")
+    naive_loss = (arrays["naive"] - target).abs().mean(dim=1)
+    differential, dm = {}, {}
+    for name in names:
+        if name == "naive":
+            continue
+        per_window = ((arrays[name] - target).abs().mean(dim=1) - naive_loss).numpy()
+        series = pd.Series(per_window, index=dates).groupby(level=0).mean().sort_index()
+        differential[name] = series
+        dm[name] = diebold_mariano(series.to_numpy(), horizon)
+    return FoldScore(
+        mae=mae,
+        rel_mae={name: values["rel_mae"] for name, values in metrics.items()},
+        metrics=metrics,
+        differential=differential,
+        dm=dm,
+        windows=len(arrays["origin"]),
+    )

@@ -1,0 +1,234 @@
+"""``forecast backtest``: fold dates, scoring against hand-computed numbers and against the test loop, the
+report, resuming, and bad options failing in one line before any training."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CUSTOM
+from helpers import SMALL, run_dir, run_main
+
+from forecast.backtest.dm import diebold_mariano
+from forecast.backtest.folds import BacktestError, FoldDates
+from forecast.backtest.scoring import score_fold
+from forecast.data import StockDataModule
+from forecast.data.validate import clean_panel
+from forecast.data.windows import build_panel
+
+
+def test_fold_dates_follow_the_protocol():
+    fold = FoldDates(2017)  # exactly the DJIA-2017-h10 protocol's splits
+    assert (fold.train_end, fold.val_end, fold.test_end) == ("2015-12-31", "2016-12-31", "2017-12-31")
+    assert FoldDates(2013).arguments() == [
+        "--data.train_end", "2011-12-31", "--data.val_end", "2012-12-31", "--data.test_end", "2013-12-31"
+    ]  # fmt: skip
+    search = FoldDates(2016, validation_only=True)  # 2016 is the validation year; no test split at all
+    assert (search.train_end, search.val_end, search.test_end) == ("2015-12-31", "2016-12-31", None)
+
+
+def _linear_panel():
+    """A: close 100 + row (business days 2019-12-20 .. 2021-01-08); B: close 200 + 2 * row."""
+    dates = pd.bdate_range("2019-12-20", "2021-01-08")
+    rows = np.arange(len(dates), dtype=float)
+    frame = pd.concat(
+        [
+            pd.DataFrame({"Date": dates, "Close": 100 + rows, "Name": "A"}),
+            pd.DataFrame({"Date": dates, "Close": 200 + 2 * rows, "Name": "B"}),
+        ]
+    )
+    return build_panel(clean_panel(frame, ["Close"], origin="linear"), ["Close"], None, min_length=5), dates
+
+
+def _predictions(panel, dates, forecast_of):
+    """Test windows of 2021 (base 3, horizon 2): first target day after 2020-12-31, last on or before 2021-12-31."""
+    rows = []
+    in_2021 = np.flatnonzero(dates > "2020-12-31")  # 2021-01-01 .. 2021-01-08: 6 days, origins before the 1st..5th
+    for ticker, k in (("A", 0), ("B", 1)):
+        for first_target in in_2021[:-1]:
+            origin = first_target - 1
+            last = float(panel.close[panel.offsets[k] + origin])
+            for step in (1, 2):
+                rows.append(
+                    {
+                        "Name": ticker,
+                        "origin_date": str(dates[origin].date()),
+                        "target_date": str(dates[origin + step].date()),
+                        "step": step,
+                        "forecast": forecast_of(ticker, origin, last, step),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def model_forecast(ticker, origin, last, step):
+    # A: last + k * step with k = 0, 0.5, 1 by origin (errors (1 - k) * step); B: naive (its errors 2 * step)
+    return last + (origin % 3) * 0.5 * step if ticker == "A" else last
+
+
+def test_scores_hand_computed():
+    panel, dates = _linear_panel()
+    predictions = _predictions(panel, dates, model_forecast)
+    score = score_fold(panel, predictions, FoldDates(2021), base_len=3, horizon=2)
+    assert score.windows == 10
+    # naive errors: A 1, 2 per step; B 2, 4: MAE (1.5 + 3) / 2 = 2.25
+    assert score.mae["naive"] == pytest.approx(2.25)
+    # the series are straight lines: drift is exact
+    assert score.mae["drift"] == pytest.approx(0.0, abs=1e-12)
+    in_2021 = np.flatnonzero(dates > "2020-12-31")[:-1] - 1  # origins
+    k = (in_2021 % 3) * 0.5
+    model_a = np.mean([(1 - ki) * s for ki in k for s in (1, 2)])
+    assert score.mae["model"] == pytest.approx((model_a + 3.0) / 2)
+    assert score.rel_mae["model"] == pytest.approx(score.mae["model"] / 2.25)
+    # mean daily log-return over training days (on or before 2019-12-31: rows 0..7), telescoping per ticker:
+    mu = (math.log(107 / 100) + math.log(214 / 200)) / 14
+    errors = [
+        abs(base + slope * (o + s) - (base + slope * o) * math.exp(mu * s))
+        for base, slope in ((100, 1), (200, 2))
+        for o in in_2021
+        for s in (1, 2)
+    ]
+    assert score.mae["mean_return"] == pytest.approx(np.mean(errors), rel=1e-12)
+    # DM differential per origin date: mean over tickers of (model - naive) mean-over-steps error: A -1.5 k, B 0
+    expected = pd.Series(-0.75 * k, index=dates[in_2021].values.astype("datetime64[D]"))
+    np.testing.assert_allclose(score.differential["model"].to_numpy(), expected.to_numpy(), atol=1e-12)
+    assert score.dm["model"].stat == pytest.approx(diebold_mariano(expected.to_numpy(), 2).stat)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda f: f.drop(index=3), "windows in the file"),
+        (lambda f: f.assign(target_date=f["target_date"].where(f.index != 0, "2021-01-03")), "target dates"),
+        (lambda f: f.assign(origin_date=f["origin_date"].where(f.index != 0, "1999-01-01")), "no day 1999-01-01"),
+        (lambda f: pd.concat([f, f.iloc[:2]], ignore_index=True), "windows in the file"),
+    ],
+)
+def test_a_predictions_file_that_is_not_the_folds_test_split_is_an_error(damage, message):
+    panel, dates = _linear_panel()
+    predictions = damage(_predictions(panel, dates, model_forecast))
+    with pytest.raises(BacktestError, match=message):
+        score_fold(panel, predictions, FoldDates(2021), base_len=3, horizon=2)
+
+
+def test_scorer_agrees_with_the_test_loop(trained, tmp_path):
+    """The scorer reads only the predictions file and the data; Lightning's test loop scores the tensors."""
+    (tmp_path / "m").mkdir()
+    checkpoint = shutil.copy(trained, tmp_path / "m" / "last.ckpt")  # test writes its report beside it
+    dates = FoldDates(2016).arguments()
+    small = [*SMALL, "--trainer.limit_test_batches", "1.0", "--trainer.limit_predict_batches", "1.0"]
+    predicted = run_main(
+        ["predict", *small, *dates, "--ckpt_path", checkpoint, "--data.predict_set", "test", "--output", "p.csv"],
+        tmp_path,
+    )
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    tested = run_main(["test", *small, *dates, "--ckpt_path", checkpoint], tmp_path)
+    assert tested.returncode == 0, tested.stderr[-2000:]
+    reference = json.loads((tmp_path / "m" / "test-last" / "test_metrics.json").read_text())
+    panel = StockDataModule(source="synthetic", synthetic_tickers=2).load_panel()
+    score = score_fold(panel, pd.read_csv(tmp_path / "p.csv"), FoldDates(2016), base_len=20, horizon=5)
+    assert score.mae["naive"] == pytest.approx(reference["naive"]["mae"], rel=1e-9)
+    assert score.mae["drift"] == pytest.approx(reference["drift"]["mae"], rel=1e-9)
+    assert score.mae["model"] == pytest.approx(reference["model"]["mae"], rel=1e-5)  # the file keeps 6 decimals
+
+
+BRIEF = [
+    "--data.source", "synthetic", "--data.synthetic_tickers", "2", "--trainer.max_epochs", "2",
+    "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2", "--trainer.enable_model_summary",
+    "false", "--trainer.accelerator", "cpu", "--figures.windows", "0", *CUSTOM,
+]  # fmt: skip
+
+
+def test_backtest_end_to_end_reruns_and_resumes(tmp_path):
+    args = ["backtest", "--years", "2016", "2017", "--seeds", "0", "--jobs", "2", "--out", "bt", *BRIEF]
+    first = run_main(args, tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = tmp_path / "bt"
+    assert sorted(p.name for p in (out / "predictions").iterdir()) == ["2016_seed0.csv", "2017_seed0.csv"]
+    assert {"backtest.json", "backtest.md", "backtest.png"} <= {p.name for p in out.iterdir()}
+    result = json.loads((out / "backtest.json").read_text())
+    fold = result["folds"][0]
+    assert {"year", "seed", "mae", "rel_mae", "naive_mae", "dm_stat", "dm_p", "best_epoch", "seconds"} <= set(fold)
+    assert fold["rel_mae"] == pytest.approx(fold["mae"] / fold["naive_mae"])
+    summary = result["summary"]
+    assert set(summary["years"]) == {"2016", "2017"}
+    assert {"rel_mae_mean", "dm_stat", "dm_p"} <= set(summary["pooled"]["model"])
+    predictions = pd.read_csv(out / "predictions" / "2017_seed0.csv")
+    assert list(predictions.columns) == ["Name", "origin_date", "target_date", "step", "forecast"]
+    assert predictions["target_date"].str[:4].eq("2017").all() and predictions["origin_date"].min() < "2017"
+    # each fold is a plain command a user can rerun
+    commands = (out / "runs" / "2017_seed0" / "commands.sh").read_text().splitlines()
+    assert commands[0].startswith("python -m forecast fit ") and "--data.test_end 2017-12-31" in commands[0]
+    assert commands[1].startswith("python -m forecast predict ")
+    assert "2017" in first.stdout and "pooled" in first.stdout
+
+    again = run_main(args, tmp_path)  # everything finished: nothing runs, the same numbers
+    assert again.returncode == 0 and "2 finished earlier" in again.stdout
+    assert json.loads((out / "backtest.json").read_text())["summary"] == summary
+
+    # a fold killed after its fit's last checkpoint: it resumes from last.ckpt and ends where it would have
+    (out / "predictions" / "2017_seed0.csv").unlink()
+    (run_dir(out / "runs" / "2017_seed0") / "fit_summary.json").unlink()
+    resumed = run_main(args, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "--ckpt_path last" in (out / "runs" / "2017_seed0" / "commands.sh").read_text()
+    assert json.loads((out / "backtest.json").read_text())["summary"] == summary
+
+    other = run_main([*args, "--model.init_lam", "0.5"], tmp_path)  # other settings, same folder: refused
+    assert other.returncode == 2
+    assert "holds a backtest with other settings (model.init_lam: 0.01 there, 0.5 now)" in other.stderr
+
+
+def test_validation_only_search_reports_validation_years(tmp_path):
+    args = ["backtest", "--validation_only", "--years", "2015", "2016", "--out", "search", *BRIEF]
+    args[args.index("--trainer.max_epochs") + 1] = "1"
+    done = run_main(args, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "search" / "backtest.json").read_text())
+    assert set(result["summary"]["years"]) == {"2015", "2016"}
+    assert not (tmp_path / "search" / "predictions").exists()  # no test year was looked at
+    summaries = [json.loads(p.read_text()) for p in sorted((tmp_path / "search").glob("runs/*/*/*/fit_summary.json"))]
+    means = [result["summary"]["years"][y]["val_rel_mae_mean"] for y in ("2015", "2016")]
+    assert means == [s["best_val_rel_mae"] for s in summaries]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--years", "2007", "--data.source", "synthetic"], "year 2007: no train windows"),
+        (["--years", "2017", "--seeds"], "--seeds: expected at least one argument"),
+        (["--years", "2017", "--data.val_end", "2016-12-31"], "--data.val_end is set for each fold by --years"),
+        (["--years", "2017", "--validation_only"], "--validation_only needs two or more years"),
+        (["--years", "2017", "--model.lookbak", "3"], "model.lookbak"),
+        (["--years", "2017", "2017"], "must not repeat"),
+    ],
+)
+def test_bad_options_are_one_line_before_any_training(tmp_path, options, message):
+    result = run_main(["backtest", "--out", "bt", *options], tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "bt").exists()  # nothing written
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    result = run_main(["backtest", "--years", "2017", "--out", "taken/bt", "--data.source", "synthetic"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot write to --out")
+
+
+def test_djia_folds_match_the_protocol(djia_path):
+    from forecast.backtest.folds import check_years
+
+    datamodule = StockDataModule(source="csv", path=str(djia_path), base_len=30, horizon=10)
+    panel = datamodule.load_panel()
+    # the protocol's 2017 test split has 7,502 windows; a backtest year's test split is closed at its year's end
+    assert FoldDates(2017).window_counts(panel, 30, 10)["test"] == 7502
+    assert FoldDates(2013).window_counts(panel, 30, 10)["test"] == 7533
+    check_years(panel, 30, 10, [2008, 2013, 2017], validation_only=False)
+    with pytest.raises(BacktestError, match=r"year 2007: no train windows .* usable years: 2008 \.\. 2017"):
+        check_years(panel, 30, 10, [2007], validation_only=False)
