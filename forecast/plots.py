@@ -17,13 +17,19 @@ def pyplot() -> Any:
     return plt
 
 
-def forecast_figure(batch: dict[str, Any], forecast: Tensor) -> Any:
-    """One panel per window: the base, the true target (when known), the forecast and the naive forecast.
+def forecast_figure(
+    batch: dict[str, Any], forecast: Tensor, quantiles: Tensor | None = None, levels: list[float] | None = None
+) -> Any:
+    """One panel per window: the base, the true target (when known), the forecast and the naive forecast, and
+    with ``quantiles`` a fan of the central intervals (the widest palest).
 
     Args:
         batch: a window batch (``base_close`` (B, L), optional ``target`` (B, H), ``ticker``, ``origin_date``).
-        forecast: dollar forecasts ``(B, H)``.
+        forecast: dollar forecasts ``(B, H)`` (a quantile model's median).
+        quantiles: dollar forecasts of every level ``(B, Q, H)``, with their ``levels``.
     """
+    from forecast.model.quantiles import central_intervals
+
     plt = pyplot()
     base, target = batch["base_close"].cpu(), batch.get("target")
     count, length, horizon = base.shape[0], base.shape[1], forecast.shape[1]
@@ -33,6 +39,11 @@ def forecast_figure(batch: dict[str, Any], forecast: Tensor) -> Any:
         ax.plot(past, base[i], color="0.4", label="base")
         if target is not None:
             ax.plot(future, target[i].cpu(), color="black", label="true")
+        if quantiles is not None and levels:
+            for lo, hi, nominal in central_intervals(levels):  # widest first, so narrower ones draw on top
+                ax.fill_between(
+                    future, quantiles[i, lo], quantiles[i, hi], color="tab:red", alpha=0.15, lw=0, label=f"{nominal}%"
+                )
         ax.plot(future, forecast[i], color="tab:red", label="forecast")
         ax.plot(future, base[i, -1].repeat(horizon), color="tab:blue", ls="--", label="naive")
         ax.set_title(f"{batch['ticker'][i]} from {batch['origin_date'][i]}", fontsize=9)

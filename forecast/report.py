@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import Tensor
 
+from forecast.model.quantiles import central_intervals, level_name
 from forecast.plots import forecast_figure, per_step_figure
 
 ROWS = ("model", "naive", "drift")
@@ -39,16 +40,50 @@ def markdown_table(results: dict[str, dict[str, float | list[float]]], split: st
     return "\n".join(lines)
 
 
+def interval_table(intervals: dict[str, Any], levels: list[float], split: str) -> str:
+    """Markdown: pinball loss per level (model and the naive-quantile baseline), the scaled pinball, and the
+    coverage and width of each central interval, overall and per horizon step."""
+    pairs = central_intervals(levels)
+    lines = [
+        f"### {split}: quantile forecasts (dollars)",
+        "",
+        "| level | pinball $ | naive-quantile pinball $ |",
+        "|---|---:|---:|",
+    ]
+    for k, level in enumerate(levels):
+        lines.append(f"| {level_name(level)} | {intervals['pinball'][k]:.4f} | {intervals['naive_pinball'][k]:.4f} |")
+    lines += ["", f"mean pinball / naive-quantile mean pinball: {intervals['scaled_pinball']:.4f}", ""]
+    steps = len(intervals["coverage_step"][0]) if pairs else 0
+    lines.append(
+        "| interval | coverage | mean width $ | " + " | ".join(f"cov. step {i + 1}" for i in range(steps)) + " |"
+    )
+    lines.append("|---|---:|---:|" + "---:|" * steps)
+    for k, (_, _, nominal) in enumerate(pairs):
+        per_step = " | ".join(f"{v:.3f}" for v in intervals["coverage_step"][k])
+        lines.append(f"| {nominal}% | {intervals['coverage'][k]:.4f} | {intervals['width'][k]:.4f} | {per_step} |")
+    return "\n".join(lines)
+
+
 def write_report(
     results: dict[str, dict[str, Tensor]],
     log_dir: Path,
     split: str,
-    examples: tuple[dict[str, Any], Tensor] | None = None,
+    examples: tuple[Any, ...] | None = None,
+    intervals: dict[str, Tensor] | None = None,
+    levels: list[float] | None = None,
 ) -> str:
     """Save the table (``{split}_metrics.md`` / ``.json``) and figures (``{split}_per_step_mae.png``, and
-    ``{split}_forecasts.png`` from ``examples = (batch, dollar forecasts)``) in ``log_dir``; return the table."""
-    plain = results_to_dict(results)
+    ``{split}_forecasts.png`` from ``examples``, as :func:`forecast.callbacks.forecast_examples` gives them) in
+    ``log_dir``; with a quantile model's ``intervals`` and ``levels``, their table too (in the JSON under
+    ``intervals``). Returns the tables."""
+    plain: dict[str, Any] = results_to_dict(results)
     table = markdown_table(plain, split)
+    if intervals is not None and levels:
+        plain["intervals"] = {
+            "levels": levels,
+            **{k: (v.tolist() if v.ndim else float(v)) for k, v in intervals.items()},
+        }
+        table += "\n\n" + interval_table(plain["intervals"], levels, split)
     log_dir.mkdir(parents=True, exist_ok=True)
     (log_dir / f"{split}_metrics.json").write_text(json.dumps(plain, indent=2))
     (log_dir / f"{split}_metrics.md").write_text(table + "\n")

@@ -48,3 +48,13 @@ def trained(tmp_path_factory) -> Path:
     result = run_main(["fit", *SMALL, *CUSTOM, "--trainer.max_epochs", "1", "--test_after_fit", "false"], root)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir(root) / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def batch():
+    """16 validation windows of 2 synthetic tickers, as the DataModule gives them."""
+    from forecast.data import StockDataModule
+
+    dm = StockDataModule(source="synthetic", synthetic_tickers=2, batch_size=16)
+    dm.setup("fit")
+    return dm.datasets["val"].__getitems__(list(range(0, 160, 10)))

@@ -97,6 +97,42 @@ def test_scores_hand_computed():
     assert score.dm["model"].stat == pytest.approx(diebold_mariano(expected.to_numpy(), 2).stat)
 
 
+def test_quantile_columns_are_scored_for_coverage_and_pinball():
+    from forecast.data.baselines import naive_quantile_ratios
+
+    panel, dates = _linear_panel()
+    predictions = _predictions(panel, dates, model_forecast)
+    predictions = predictions.assign(
+        **{"q0.1": predictions["forecast"] - 1, "q0.5": predictions["forecast"], "q0.9": predictions["forecast"] + 1}
+    )
+    score = score_fold(panel, predictions, FoldDates(2021), base_len=3, horizon=2)
+    origins = np.flatnonzero(dates > "2020-12-31")[:-1] - 1
+    truth, forecast, last = [], [], []
+    for base, slope in ((100, 1), (200, 2)):
+        for o in origins:
+            for s in (1, 2):
+                truth.append(base + slope * (o + s))
+                forecast.append(model_forecast("A" if base == 100 else "B", o, base + slope * o, s))
+                last.append(base + slope * o)
+    truth, forecast, last = map(np.asarray, (truth, forecast, last))
+    # origins 269 .. 273: k = 1, 0, 0.5, 1, 0. A's errors (1 - k) * step lie within the +-1 band but for k = 0 at
+    # step 2 (8 of A's 10 steps); B's errors (2, 4) never: 8 of 20
+    assert score.intervals["coverage_80"] == pytest.approx(np.mean(np.abs(truth - forecast) <= 1))
+    assert score.intervals["coverage_80"] == pytest.approx(8 / 20)
+    assert score.intervals["width_80"] == pytest.approx(2.0)
+    ratios = naive_quantile_ratios(panel, "2019-12-31", [0.1, 0.5, 0.9], 2)
+    steps = np.tile([0, 1], len(truth) // 2)
+
+    def mean_pinball(quantiles):  # (N, 3) dollars
+        e = truth[:, None] - quantiles
+        tau = np.array([0.1, 0.5, 0.9])
+        return np.maximum(tau * e, (tau - 1) * e).mean()
+
+    model = mean_pinball(np.stack([forecast - 1, forecast, forecast + 1], axis=1))
+    naive = mean_pinball(last[:, None] * ratios[:, steps].T)
+    assert score.intervals["scaled_pinball"] == pytest.approx(model / naive, rel=1e-12)
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [

@@ -10,13 +10,6 @@ from forecast.model import Forecaster, ForecastMetrics, drift_forecast, naive_fo
 from forecast.model.blocks import RidgePostdiction
 
 
-@pytest.fixture(scope="module")
-def batch():
-    dm = StockDataModule(source="synthetic", synthetic_tickers=2, batch_size=16)
-    dm.setup("fit")
-    return dm.datasets["val"].__getitems__(list(range(0, 160, 10)))
-
-
 @pytest.mark.parametrize("lookback", [None, 3])
 def test_forecast_of_a_window_does_not_depend_on_its_batch_mates(batch, lookback):
     torch.manual_seed(0)
@@ -60,7 +53,7 @@ def test_lambda_positive_gets_gradient_and_every_group_steps(batch):
     assert optimizer.param_groups[1]["weight_decay"] == 0.0
     assert [p is model.predictor.ridge.raw_lam for p in optimizer.param_groups[1]["params"]] == [True]
     before = [[p.detach().clone() for p in g["params"]] for g in optimizer.param_groups]
-    loss = model.loss_fn(model(batch["x"]), batch)
+    loss = model.training_loss(batch)
     loss.backward()
     assert model.predictor.ridge.raw_lam.grad is not None and model.predictor.ridge.raw_lam.grad.abs() > 0
     optimizer.step()
@@ -146,10 +139,10 @@ def test_rel_mae_loss_is_the_protocols_metric_on_the_batch(batch):
     # the training loss must equal the validation metric computed by torchmetrics in float64 on the same batch
     torch.manual_seed(0)
     model = Forecaster(loss="rel_mae")
-    prediction = model(batch["x"])
-    loss = model.loss_fn(prediction, batch)
+    prediction = model(batch["x"])  # (B, 1, H)
+    loss = model.loss_fn(prediction[:, None], batch)
     metrics = ForecastMetrics(prediction.shape[-1])
-    metrics.update(model.to_dollars(prediction.detach(), batch), batch["base_close"], batch["target"])
+    metrics.update(model.to_dollars(prediction.detach(), batch)[:, 0], batch["base_close"], batch["target"])
     expected = metrics.compute()["model"]["rel_mae"]
     torch.testing.assert_close(loss.detach().double(), expected, rtol=1e-5, atol=0)
     loss.backward()
@@ -159,7 +152,7 @@ def test_rel_mae_loss_is_the_protocols_metric_on_the_batch(batch):
 def test_members_are_independent_and_the_forecast_is_their_mean(batch):
     torch.manual_seed(0)
     model = Forecaster(members=3, encoder_channels=(4, 8), decoder_channels=(4,))
-    members = model.member_forecasts(batch["x"])
+    members = model.member_forecasts(batch["x"])[:, :, 0]  # (B, K, Q, H) with one level
     assert members.shape == (batch["x"].shape[0], 3, 10)
     torch.testing.assert_close(model(batch["x"]), members.mean(dim=1, keepdim=True))
     assert not torch.allclose(members[:, 0], members[:, 1])  # different initialisations
@@ -202,7 +195,8 @@ def test_report_figures_are_drawn_in_eval_mode(batch):
 
     torch.manual_seed(0)
     model = Forecaster(dropout=0.5).train()
-    _, forecast = forecast_examples(model, Rows(), 3)
+    _, forecast, quantiles, levels = forecast_examples(model, Rows(), 3)
+    assert quantiles is None and levels is None  # a point model
     assert model.training  # the caller's mode is restored
     picked = Rows().__getitems__([0, 7, 15])
     with torch.no_grad():

@@ -195,7 +195,8 @@ def _record(runner: FoldRunner, fold: Fold) -> dict[str, Any]:
     summary = runner.fit_summary(fold)
     saved = runner.root(fold) / "fold.json"
     record = json.loads(saved.read_text()) if saved.is_file() else {"seconds": 0.0, "commands": []}
-    return {**record, "best_epoch": summary["best_epoch"], "best_val_rel_mae": summary["best_val_rel_mae"]}
+    best = {k: v for k, v in summary.items() if k.startswith("best_val_")}  # relMAE, and a quantile model's scores
+    return {**record, "best_epoch": summary["best_epoch"], **best}
 
 
 def backtest(argv: list[str]) -> None:

@@ -47,6 +47,7 @@ def summarise(
                 "dm_stat": score.dm["model"].stat,
                 "dm_p": score.dm["model"].p,
                 "windows": score.windows,
+                **(score.intervals or {}),
                 "best_epoch": record["best_epoch"],
                 "best_val_rel_mae": record["best_val_rel_mae"],
                 "seconds": record["seconds"],
@@ -64,6 +65,11 @@ def summarise(
             spread[f"{key}_mean"], spread[f"{key}_std"] = _mean_std(
                 [scores[(year, s)].metrics["model"][key] for s in seeds]
             )
+        if first.intervals:  # a quantile model: the interval scores' mean and std over seeds
+            for key in first.intervals:
+                spread[f"{key}_mean"], spread[f"{key}_std"] = _mean_std(
+                    [scores[(year, s)].intervals[key] for s in seeds]  # type: ignore[index]
+                )
         entry: dict[str, Any] = {
             "seeds": seeds,
             "windows": first.windows,
@@ -133,6 +139,34 @@ def markdown(result: dict[str, Any], title: dict[str, str]) -> str:
         f"Pooled DM statistic of the model: {pooled['model']['dm_stat']:.3f} over {pooled['model']['dates']} "
         f"origin dates (negative: the model's errors are smaller).",
     ]
+    coverages = sorted(
+        {
+            k[len("coverage_") : -len("_mean")]
+            for e in years.values()
+            for k in e["model"]
+            if k.startswith("coverage_") and k.endswith("_mean")
+        },
+        key=int,
+        reverse=True,
+    )
+    if coverages:  # a quantile model
+        lines += [
+            "",
+            "Quantile forecasts (mean ± std over seeds): pinball loss scaled by the naive-quantile baseline's (below 1 "
+            "beats it), and each central interval's coverage and mean width in dollars.",
+            "",
+            "| year | scaled pinball | " + " | ".join(f"{n}% coverage | {n}% width $" for n in coverages) + " |",
+            "|---|---:|" + "---:|---:|" * len(coverages),
+        ]
+        for year, entry in years.items():
+            m = entry["model"]
+            cells = [f"{m['scaled_pinball_mean']:.4f} ± {m['scaled_pinball_std']:.4f}"]
+            for n in coverages:
+                cells += [
+                    f"{m[f'coverage_{n}_mean']:.4f} ± {m[f'coverage_{n}_std']:.4f}",
+                    f"{m[f'width_{n}_mean']:.3f}",
+                ]
+            lines.append(f"| {year} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -196,28 +230,39 @@ def validation_summary(records: dict[tuple[int, int], dict[str, Any]]) -> dict[s
     folds = [{"year": year, "seed": seed, **record} for (year, seed), record in sorted(records.items())]
     years = {}
     for year in sorted({year for year, _ in records}):
-        values = [r["best_val_rel_mae"] for (y, _), r in sorted(records.items()) if y == year]
-        mean, std = _mean_std(values)
-        years[str(year)] = {"val_rel_mae_mean": mean, "val_rel_mae_std": std, "seeds": len(values)}
+        rows = [r for (y, _), r in sorted(records.items()) if y == year]
+        entry: dict[str, Any] = {"seeds": len(rows)}
+        for key in [k for k in rows[0] if k.startswith("best_val_")]:  # rel_mae, and a quantile model's scores
+            name = key.removeprefix("best_")
+            entry[f"{name}_mean"], entry[f"{name}_std"] = _mean_std([r[key] for r in rows])
+        years[str(year)] = entry
     mean_over_years = statistics.mean(e["val_rel_mae_mean"] for e in years.values())
     return {"validation_only": True, "folds": folds, "summary": {"years": years, "mean_val_rel_mae": mean_over_years}}
 
 
 def validation_markdown(result: dict[str, Any], title: dict[str, str]) -> str:
-    """Per validation year the best validation relMAE (mean ± std over seeds), and the mean over the years."""
+    """Per validation year the best validation relMAE (mean ± std over seeds; and a quantile model's interval
+    scores at that epoch), and the mean over the years."""
     years = result["summary"]["years"]
+    first = next(iter(years.values()))
+    extra = [
+        k.removesuffix("_mean") for k in first if k.endswith("_mean") and k not in ("val_rel_mae_mean", "val_mae_mean")
+    ]
     lines = [
         *_heading({**title, "title": f"{title['title']}: validation years only"}),
-        "| validation year | val relMAE (mean ± std over seeds) | best epochs | seconds |",
-        "|---|---:|---|---:|",
+        "| validation year | val relMAE (mean ± std over seeds) | "
+        + "".join(f"{k.removeprefix('val_')} | " for k in extra)
+        + "best epochs | seconds |",
+        "|---|---:|" + "---:|" * len(extra) + "---|---:|",
     ]
     for year, entry in years.items():
         folds = [f for f in result["folds"] if str(f["year"]) == year]
         lines.append(
             f"| {year} | {entry['val_rel_mae_mean']:.4f} ± {entry['val_rel_mae_std']:.4f} | "
-            f"{'/'.join(str(f['best_epoch']) for f in folds)} | {sum(f['seconds'] for f in folds):.0f} |"
+            + "".join(f"{entry[f'{k}_mean']:.4f} | " for k in extra)
+            + f"{'/'.join(str(f['best_epoch']) for f in folds)} | {sum(f['seconds'] for f in folds):.0f} |"
         )
-    lines.append(f"| mean | {result['summary']['mean_val_rel_mae']:.4f} | | |")
+    lines.append(f"| mean | {result['summary']['mean_val_rel_mae']:.4f} | " + "| " * len(extra) + "| |")
     return "\n".join(lines) + "\n"
 
 

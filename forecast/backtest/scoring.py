@@ -21,8 +21,10 @@ from torchmetrics.functional import (
 
 from forecast.backtest.dm import DMResult, diebold_mariano
 from forecast.backtest.folds import BacktestError, FoldDates
+from forecast.data.baselines import mean_daily_log_return, naive_quantile_ratios
 from forecast.data.windows import Panel, date_splits
 from forecast.model.metrics import drift_forecast, naive_forecast
+from forecast.model.quantiles import IntervalMetrics, level_name
 
 BASELINES = ("naive", "drift", "mean_return")
 """naive: the last base value; drift: the line through the first and last base values; mean_return: the last
@@ -44,18 +46,9 @@ class FoldScore:
     differential: dict[str, pd.Series]
     dm: dict[str, DMResult]
     windows: int
-
-
-def mean_daily_log_return(panel: Panel, last_day: str) -> float:
-    """Mean of ``log(c_t / c_{t−1})`` over every ticker's consecutive days with ``t`` on or before ``last_day``."""
-    close = panel.close.numpy()
-    same_ticker = np.ones(len(close), dtype=bool)
-    same_ticker[panel.offsets[:-1]] = False  # a ticker's first day has no previous day of its own
-    usable = same_ticker & (panel.dates <= np.datetime64(last_day, "D"))
-    rows = np.flatnonzero(usable)
-    if len(rows) == 0:
-        raise BacktestError(f"no training days on or before {last_day} to learn the mean daily return from")
-    return float(np.log(close[rows] / close[rows - 1]).mean())
+    intervals: dict[str, float] | None = None
+    """For a quantile model's file: ``scaled_pinball``, ``pinball_<level>`` ($), ``coverage_<n>`` and
+    ``width_<n>`` ($) of each central interval of n %."""
 
 
 def _origin_rows(panel: Panel, frame: pd.DataFrame) -> np.ndarray:
@@ -102,13 +95,25 @@ def fold_forecasts(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, bas
     if named.any():
         raise BacktestError(f"{where}: {int(named.sum())} target dates are not the ticker's trading days after origin")
     forecast = frame.pivot(index="origin", columns="step", values="forecast").to_numpy(dtype=np.float64, copy=True)
+    levels = quantile_columns(predictions)
+    quantiles = None
+    if levels:
+        quantiles = np.stack(
+            [
+                frame.assign(value=predictions[column].to_numpy(float))
+                .pivot(index="origin", columns="step", values="value")
+                .to_numpy(dtype=np.float64, copy=True)
+                for column in levels.values()
+            ],
+            axis=1,
+        )  # (N, Q, H)
     close = panel.close
     origin = torch.as_tensor(expected_origins)
     base = close[origin[:, None] + torch.arange(-base_len + 1, 1)]  # (N, L) dollars
     target = close[origin[:, None] + torch.arange(1, horizon + 1)]  # (N, H) dollars
     mu = mean_daily_log_return(panel, fold.train_end)
     steps_ahead = torch.arange(1, horizon + 1, dtype=torch.float64)
-    return {
+    arrays = {
         "origin": expected_origins,
         "target": target,
         "model": torch.from_numpy(forecast),
@@ -116,6 +121,40 @@ def fold_forecasts(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, bas
         "drift": drift_forecast(base, horizon),
         "mean_return": base[:, -1:] * torch.exp(mu * steps_ahead),
     }
+    if quantiles is not None:
+        ratios = naive_quantile_ratios(panel, fold.train_end, list(levels), horizon)
+        arrays["quantiles"] = torch.from_numpy(quantiles)
+        arrays["naive_quantiles"] = base[:, -1, None, None] * torch.from_numpy(ratios)
+        arrays["levels"] = list(levels)
+    return arrays
+
+
+def quantile_columns(predictions: pd.DataFrame) -> dict[float, str]:
+    """``{level: column}`` of a predictions file's quantile columns (``q0.1``, ...), in increasing level."""
+    found = {}
+    for column in predictions.columns:
+        if column.startswith("q"):
+            try:
+                found[float(column[1:])] = column
+            except ValueError:
+                continue
+    return dict(sorted(found.items()))
+
+
+def interval_scores(arrays: dict) -> dict[str, float]:
+    """Pinball, scaled pinball, coverage and width of a fold's quantile forecasts (as in the test loop)."""
+    try:
+        metric = IntervalMetrics(arrays["levels"], arrays["target"].shape[1])
+    except ValueError as exc:
+        raise BacktestError(f"the predictions' quantile columns: {exc}") from exc
+    metric.update(arrays["quantiles"], arrays["target"], arrays["naive_quantiles"])
+    values = metric.summary()
+    scores = {"scaled_pinball": float(values["scaled_pinball"])}
+    scores |= {f"pinball_{level_name(q)}": float(v) for q, v in zip(arrays["levels"], values["pinball"], strict=True)}
+    for k, (_, _, nominal) in enumerate(metric.intervals):
+        scores[f"coverage_{nominal}"] = float(values["coverage"][k])
+        scores[f"width_{nominal}"] = float(values["width"][k])
+    return scores
 
 
 def score_fold(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, base_len: int, horizon: int) -> FoldScore:
@@ -153,4 +192,5 @@ def score_fold(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, base_le
         differential=differential,
         dm=dm,
         windows=len(arrays["origin"]),
+        intervals=interval_scores(arrays) if "quantiles" in arrays else None,
     )

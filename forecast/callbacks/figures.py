@@ -12,10 +12,12 @@ from lightning.pytorch.callbacks import Callback
 from forecast.plots import forecast_figure
 
 
-def forecast_examples(model: L.LightningModule, dataset: Any, count: int) -> tuple[dict[str, Any], torch.Tensor]:
-    """``count`` windows spread evenly over ``dataset`` (the same ones every time) and their dollar forecasts
-    ``(count, H)``, computed in eval mode (no dropout, BatchNorm's running statistics) whatever the model's
-    mode, which is restored afterwards."""
+def forecast_examples(model: L.LightningModule, dataset: Any, count: int) -> tuple[Any, ...]:
+    """``count`` windows spread evenly over ``dataset`` (the same ones every time): ``(batch, forecast,
+    quantiles, levels)`` with the dollar forecasts ``(count, H)`` and, for a quantile model, every level's
+    ``(count, Q, H)`` and the levels (else None, None). Computed in eval mode (no dropout, BatchNorm's running
+    statistics) whatever the model's mode, which is restored afterwards; ``forecast_figure(*examples)`` draws
+    them."""
     picks = np.linspace(0, len(dataset) - 1, min(count, len(dataset))).astype(int).tolist()
     batch = dataset.__getitems__(picks)
     on_device = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -24,13 +26,16 @@ def forecast_examples(model: L.LightningModule, dataset: Any, count: int) -> tup
     try:
         with torch.no_grad():
             forecast = model.forecast_dollars(on_device).cpu()
+            levels = getattr(model, "quantile_levels", None)
+            quantiles = model.quantile_dollars(on_device).cpu() if levels else None
     finally:
         model.train(was_training)
-    return batch, forecast
+    return batch, forecast, quantiles, levels
 
 
 class ForecastFigures(Callback):
-    """Each validation epoch, draw a few fixed validation windows: base, true target, forecast and naive.
+    """Each validation epoch, draw a few fixed validation windows: base, true target, forecast and naive (and the
+    central intervals of a quantile model as a fan).
 
     The windows are spread evenly over the validation set and stay the same across epochs, so the figures in
     TensorBoard show how the forecasts of the same windows evolve. Logged with ``add_figure`` under

@@ -50,14 +50,16 @@ class FitSummary(Callback):
         metrics = trainer.callback_metrics
         if trainer.sanity_checking or trainer.state.fn != "fit" or "val/mae" not in metrics:
             return
-        self.history.append(
-            {
-                "epoch": trainer.current_epoch,
-                "mae": float(metrics["val/mae"]),
-                "rel_mae": float(metrics["val/rel_mae"]),
-                "seconds": self._seconds(),
-            }
-        )
+        row = {
+            "epoch": trainer.current_epoch,
+            "mae": float(metrics["val/mae"]),
+            "rel_mae": float(metrics["val/rel_mae"]),
+        }
+        # a quantile model's interval scores
+        for name, value in metrics.items():
+            if name.startswith(("val/coverage_", "val/width_", "val/scaled_pinball")):
+                row[name.removeprefix("val/")] = float(value)
+        self.history.append({**row, "seconds": self._seconds()})
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         log_dir = Path(trainer.log_dir or ".")  # a collective call under DDP: every rank makes it
@@ -69,6 +71,7 @@ class FitSummary(Callback):
             "best_epoch": best["epoch"],
             "best_val_mae": best["mae"],
             "best_val_rel_mae": best["rel_mae"],
+            **{f"best_val_{k}": v for k, v in best.items() if k.startswith(("coverage_", "width_", "scaled_pinball"))},
             "seconds_to_best": best["seconds"],
             "seconds_total": self.history[-1]["seconds"],
             "epochs": len(self.history),

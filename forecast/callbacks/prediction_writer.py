@@ -16,13 +16,16 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from forecast.model.quantiles import level_name
+
 log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = ["Name", "origin_date", "target_date", "step", "forecast"]
 
 
 class CSVPredictionWriter(BasePredictionWriter):
-    """Write forecasts as ``Name,origin_date,target_date,step,forecast`` rows, atomically, from any number of ranks.
+    """Write forecasts as ``Name,origin_date,target_date,step,forecast`` rows (and for a quantile model one column
+    per level, ``q0.1,q0.5,q0.9``), atomically, from any number of ranks.
 
     Each rank saves its windows (index and dollar forecasts) to a part file; after a barrier, rank 0 merges
     the parts, keeps every window exactly once (a distributed sampler may repeat some to even out ranks),
@@ -73,7 +76,10 @@ class CSVPredictionWriter(BasePredictionWriter):
         outputs = [p for p in predictions if p]
         index = torch.cat([p["index"] for p in outputs]).cpu() if outputs else torch.empty(0, dtype=torch.int64)
         forecast = torch.cat([p["forecast"] for p in outputs]).cpu() if outputs else torch.empty(0)
-        torch.save({"index": index, "forecast": forecast}, self._parts_dir / f"rank{trainer.global_rank:05d}.pt")
+        part = {"index": index, "forecast": forecast}
+        if outputs and "quantiles" in outputs[0]:
+            part["quantiles"] = torch.cat([p["quantiles"] for p in outputs]).cpu()
+        torch.save(part, self._parts_dir / f"rank{trainer.global_rank:05d}.pt")
         trainer.strategy.barrier("prediction-writer-parts")
         if trainer.is_global_zero:
             try:
@@ -86,15 +92,20 @@ class CSVPredictionWriter(BasePredictionWriter):
         parts = [torch.load(path, weights_only=True) for path in sorted(parts_dir.glob("rank*.pt"))]
         index = torch.cat([p["index"] for p in parts]).numpy()
         forecast = torch.cat([p["forecast"].reshape(len(p["index"]), -1) for p in parts]).numpy()
+        levels = getattr(trainer.lightning_module, "quantile_levels", None)
+        with_quantiles = [p for p in parts if "quantiles" in p]
+        quantiles = torch.cat([p["quantiles"] for p in with_quantiles]).numpy() if levels and with_quantiles else None
         order = np.argsort(index, kind="stable")
         index, forecast = index[order], forecast[order]
         keep = np.concatenate([[True], index[1:] != index[:-1]]) if len(index) else np.zeros(0, dtype=bool)
         index, forecast = index[keep], forecast[keep]
+        if quantiles is not None:
+            quantiles = quantiles[order][keep]
         datamodule = trainer.datamodule
         dataset = datamodule.datasets["predict"]
         if len(index) != len(dataset):
             raise RuntimeError(f"prediction writer: got {len(index)} windows of {len(dataset)}; some rank lost data")
-        frame = prediction_frame(dataset, index, forecast)
+        frame = prediction_frame(dataset, index, forecast, quantiles, levels)
         self.output.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(
             "w", dir=self.output.parent, prefix=f".{self.output.name}.", suffix=".tmp", delete=False
@@ -110,18 +121,26 @@ class CSVPredictionWriter(BasePredictionWriter):
         }
 
 
-def prediction_frame(dataset: Any, index: np.ndarray, forecast: np.ndarray) -> pd.DataFrame:
-    """Rows ``Name,origin_date,target_date,step,forecast`` for windows ``index`` (N,) with forecasts (N, H)."""
+def prediction_frame(
+    dataset: Any,
+    index: np.ndarray,
+    forecast: np.ndarray,
+    quantiles: np.ndarray | None = None,
+    levels: list[float] | None = None,
+) -> pd.DataFrame:
+    """Rows ``Name,origin_date,target_date,step,forecast`` for windows ``index`` (N,) with forecasts (N, H), and
+    with ``quantiles`` (N, Q, H) one more column per level (``q0.1``, ...; dollars)."""
     horizon = forecast.shape[1] if forecast.ndim == 2 else dataset.horizon
     meta = dataset.__getitems__(index.tolist()) if len(index) else {"ticker": [], "origin_date": []}
     target_dates = dataset.target_dates(index).astype(str)
-    return pd.DataFrame(
-        {
-            "Name": np.repeat(meta["ticker"], horizon),
-            "origin_date": np.repeat(meta["origin_date"], horizon),
-            "target_date": target_dates.reshape(-1),
-            "step": np.tile(np.arange(1, horizon + 1), len(index)),
-            "forecast": forecast.reshape(-1),
-        },
-        columns=PREDICTION_COLUMNS,
-    )
+    columns = {
+        "Name": np.repeat(meta["ticker"], horizon),
+        "origin_date": np.repeat(meta["origin_date"], horizon),
+        "target_date": target_dates.reshape(-1),
+        "step": np.tile(np.arange(1, horizon + 1), len(index)),
+        "forecast": forecast.reshape(-1),
+    }
+    if quantiles is not None and levels:
+        for k, level in enumerate(levels):
+            columns[level_name(level)] = quantiles[:, k].reshape(-1)
+    return pd.DataFrame(columns)

@@ -32,4 +32,6 @@ class TestReport(Callback):
             return
         dataset = trainer.datamodule.datasets["test"]
         examples = forecast_examples(pl_module, dataset, self.windows) if self.windows > 0 else None
-        print(write_report(results, folder, "test", examples=examples))
+        intervals = getattr(pl_module, "test_interval_results", None)
+        levels = getattr(pl_module, "quantile_levels", None)
+        print(write_report(results, folder, "test", examples=examples, intervals=intervals, levels=levels))

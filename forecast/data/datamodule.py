@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
+from forecast.data.baselines import naive_quantile_ratios
 from forecast.data.errors import NotEnoughDataError
 from forecast.data.normalize import METHODS
 from forecast.data.sources import choose_source, download_kaggle, load_raw
@@ -224,6 +225,13 @@ class StockDataModule(L.LightningDataModule):
         Lightning's default walks every element of those lists: ~2 ms a batch, 7% of a CPU epoch.
         """
         return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def naive_quantile_ratios(self, levels: list[float]) -> np.ndarray | None:
+        """The naive-quantile baseline of the protocol ``(Q, H)``: quantiles of ``c[t+s] / c[t]`` over the training
+        split's days (``train_end``); None for the tutorial's random split, which has no training end date."""
+        if self.hparams.split != "date":
+            return None
+        return naive_quantile_ratios(self.load_panel(), self.hparams.train_end, levels, self.hparams.horizon)
 
     def target_dates(self, indices: np.ndarray) -> np.ndarray:
         """Target dates ``(N, horizon)`` of the predict set's windows ``indices``."""

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from forecast.data.normalize import denormalise
 from forecast.model.blocks import RidgePostdiction, conv_stack
 from forecast.model.metrics import ForecastMetrics
+from forecast.model.quantiles import IntervalMetrics, check_levels, interval_quantiles, level_name, pinball
 
 Batch = dict[str, Any]
 LOSSES = ("mse", "mae", "huber", "rel_mae")
@@ -25,8 +26,9 @@ class TrainingDivergedError(FloatingPointError):
 class Forecaster(L.LightningModule):
     """Forecast ``horizon`` days of Close from a normalised base of ``base_len`` days.
 
-    Shapes: input ``x`` (B, C, L) → encoder (B, E, L) → ridge postdiction (B, E, H) → decoder (B, 1, H),
-    all in the window's normalised units; metrics are computed in dollars.
+    Shapes: input ``x`` (B, C, L) → encoder (B, E, L) → ridge postdiction (B, E, H) → decoder (B, 1, H), all in
+    the window's normalised units; metrics are in dollars. With Q quantile levels, a second network of the same
+    shape gives the other Q − 1 levels: the forecast is (B, Q, H), its median the point forecast.
 
     Args:
         in_channels: input channels C (linked from the data's ``channels``).
@@ -50,6 +52,13 @@ class Forecaster(L.LightningModule):
             that of the naive (last value) forecast, the protocol's own metric, which weights each window by
             what one normalised unit is worth in dollars.
         huber_delta: Huber threshold, in normalised units.
+        quantiles: quantile levels to forecast, e.g. ``[0.1, 0.5, 0.9]`` (increasing, in (0, 1), with 0.5: the
+            median is the point forecast). The network forecasts the median; a second network of the same shape
+            (its own encoder, ridge layer and decoder, trained side by side) gives the steps from the median to
+            the other levels, non-crossing by construction (:func:`forecast.model.quantiles.interval_quantiles`).
+            The loss is twice the pinball loss averaged over the levels (for 0.5 alone exactly the ``mae`` loss);
+            the other levels' losses never reach the median's path, so the median trains as the point model does.
+            Unset: a point forecast.
         members: an ensemble of this many independently initialised networks, trained side by side (grouped
             convolutions, one regression per member and window, a shared λ), each on its own loss; the
             forecast is their mean. Costs far less than training them one after another.
@@ -77,6 +86,7 @@ class Forecaster(L.LightningModule):
         skip: bool = True,
         loss: Literal["mse", "mae", "huber", "rel_mae"] = "mae",
         huber_delta: float = 1.0,
+        quantiles: list[float] | None = None,
         lam_lr: float | None = None,
         members: int = 1,
         optimizer: OptimizerCallable | None = None,
@@ -91,6 +101,10 @@ class Forecaster(L.LightningModule):
             raise ValueError(f"target_channel {target_channel} is not among the {in_channels} input channels")
         if members < 1 or (members > 1 and pool != "sample"):
             raise ValueError(f"members must be 1, or more with pool='sample'; got members={members}, pool={pool!r}")
+        self.levels = check_levels(quantiles) if quantiles is not None else [0.5]
+        self.median_index = self.levels.index(0.5)
+        if quantiles is not None and loss != "mae":
+            raise ValueError(f"quantiles need loss mae (the pinball loss is its quantile form), got loss {loss!r}")
         encoder_channels, decoder_channels = list(encoder_channels), list(decoder_channels)
         self.encoder = conv_stack(
             [in_channels, *encoder_channels], kernel_size, activation, batch_norm, dropout, members, shared_input=True
@@ -99,30 +113,85 @@ class Forecaster(L.LightningModule):
         self.decoder = conv_stack(
             [encoder_channels[-1], *decoder_channels, 1], kernel_size, activation, batch_norm, dropout, members
         )
+        # the other quantile levels come from a second network of the same shape, built after the point path so
+        # that the point path starts as the point model's does, and trained on those levels' losses alone
+        self.interval_net: nn.ModuleDict | None = None
+        if len(self.levels) > 1:
+            self.interval_net = nn.ModuleDict(
+                {
+                    "encoder": conv_stack(
+                        [in_channels, *encoder_channels],
+                        kernel_size,
+                        activation,
+                        batch_norm,
+                        dropout,
+                        members,
+                        shared_input=True,
+                    ),
+                    "predictor": RidgePostdiction(base_len, horizon, lookback, pool, init_lam, fit_intercept),
+                    "decoder": conv_stack(
+                        [encoder_channels[-1], *decoder_channels, len(self.levels) - 1],
+                        kernel_size,
+                        activation,
+                        batch_norm,
+                        dropout,
+                        members,
+                    ),
+                }
+            )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.val_metrics = ForecastMetrics(horizon)
         self.test_metrics = ForecastMetrics(horizon)
-        # the last test run's metrics, {forecaster: {metric: value}} (read by the test report)
+        self.val_intervals = IntervalMetrics(self.levels, horizon) if quantiles is not None else None
+        self.test_intervals = IntervalMetrics(self.levels, horizon) if quantiles is not None else None
+        # the naive-quantile baseline's price ratios (Q, H), from the training split (see setup)
+        self.naive_ratios: Tensor | None = None
+        # the last test run's metrics, {forecaster: {metric: value}} (read by the test report), and the interval
+        # metrics of a quantile model
         self.test_results: dict[str, dict[str, Tensor]] | None = None
+        self.test_interval_results: dict[str, Tensor] | None = None
+
+    @property
+    def quantile_levels(self) -> list[float] | None:
+        """The quantile levels of a quantile model, None for a point model."""
+        return self.levels if self.hparams.get("quantiles") is not None else None
+
+    def setup(self, stage: str) -> None:
+        # the naive-quantile baseline comes from the DataModule's training split, when it can give one
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.quantile_levels is not None and hasattr(datamodule, "naive_quantile_ratios"):
+            ratios = datamodule.naive_quantile_ratios(self.levels)
+            self.naive_ratios = None if ratios is None else torch.as_tensor(ratios, dtype=torch.float64)
 
     # ----------------------------------------------------------------------------------------------- model
     def forward(self, x: Tensor) -> Tensor:
-        """Normalised base ``(B, C, L)`` → normalised forecast ``(B, 1, H)``, the members' mean."""
-        return self.member_forecasts(x).mean(dim=1, keepdim=True)
+        """Normalised base ``(B, C, L)`` → normalised forecast ``(B, Q, H)``, the members' mean (Q = 1 for a point
+        model; a mean of non-crossing quantiles does not cross)."""
+        return self.member_forecasts(x).mean(dim=1)
 
     def member_forecasts(self, x: Tensor) -> Tensor:
-        """Normalised base ``(B, C, L)`` → each member's normalised forecast ``(B, K, H)``, K = ``members``."""
+        """Normalised base ``(B, C, L)`` → each member's normalised forecast ``(B, K, Q, H)``, K = ``members``."""
         k = self.hparams.members
-        z = self.encoder(x)  # (B, K·E, L)
-        b, ke, length = z.shape
-        # each member's regression sees only its own E channels: the members are the batch of the predictor
-        future = self.predictor(z.reshape(b * k, ke // k, length))  # (B·K, E, H)
-        out = self.decoder(future.reshape(b, ke, -1))  # (B, K, H)
+        out = self._path(x, self.encoder, self.predictor, self.decoder).reshape(len(x), k, 1, -1)  # (B, K, 1, H)
         if self.hparams.skip:
             c = self.hparams.target_channel
-            out = out + x[:, c : c + 1, -1:]  # correction to the last base value
+            out = out + x[:, None, c : c + 1, -1:]  # correction to the last base value
+        if self.interval_net is not None:
+            # the steps from the median to the other levels: their own network, so point accuracy never pays
+            net = self.interval_net
+            raw = self._path(x, net["encoder"], net["predictor"], net["decoder"])  # (B, K·(Q − 1), H)
+            out = interval_quantiles(out, raw.reshape(len(x), k, len(self.levels) - 1, -1), self.median_index)
         return out
+
+    def _path(self, x: Tensor, encoder: nn.Module, predictor: nn.Module, decoder: nn.Module) -> Tensor:
+        """Encoder → ridge postdiction → decoder: ``(B, C, L)`` → ``(B, K·D, H)`` (D: the decoder's outputs)."""
+        k = self.hparams.members
+        z = encoder(x)  # (B, K·E, L)
+        b, ke, length = z.shape
+        # each member's regression sees only its own E channels: the members are the batch of the predictor
+        future = predictor(z.reshape(b * k, ke // k, length))  # (B·K, E, H)
+        return decoder(future.reshape(b, ke, -1))
 
     @property
     def lam(self) -> Tensor:
@@ -131,16 +200,24 @@ class Forecaster(L.LightningModule):
 
     @staticmethod
     def to_dollars(prediction: Tensor, batch: Batch) -> Tensor:
-        """Normalised forecasts ``(B, 1, H)`` of ``batch`` → dollars ``(B, H)``, float64."""
-        return denormalise(prediction.double(), batch["loc"], batch["scale"], batch["normalisation"])[:, 0]
+        """Normalised forecasts ``(B, Q, H)`` of ``batch`` → dollars ``(B, Q, H)``, float64 (an increasing map)."""
+        return denormalise(prediction.double(), batch["loc"], batch["scale"], batch["normalisation"])
 
     def forecast_dollars(self, batch: Batch) -> Tensor:
-        """Forecasts of a batch in dollars, ``(B, H)`` float64."""
+        """Point forecasts (the median of a quantile model) of a batch in dollars, ``(B, H)`` float64."""
+        return self.to_dollars(self(batch["x"]), batch)[:, self.median_index]
+
+    def quantile_dollars(self, batch: Batch) -> Tensor:
+        """Every level's forecast of a batch in dollars, ``(B, Q, H)`` float64."""
         return self.to_dollars(self(batch["x"]), batch)
 
     def loss_fn(self, prediction: Tensor, batch: Batch) -> Tensor:
-        """Loss of normalised forecasts ``(B, K, H)`` (K forecasts of each window, K >= 1) against the batch's
+        """Loss of normalised forecasts ``(B, K, Q, H)`` (K forecasts of each window, K >= 1) against the batch's
         targets: the mean over the K of each one's loss (a scalar)."""
+        if self.quantile_levels is not None:
+            levels = torch.tensor(self.levels, device=prediction.device)
+            return 2 * pinball(prediction, batch["y"][:, None], levels).mean()
+        prediction = prediction[:, :, 0]  # (B, K, H)
         target = batch["y"].expand_as(prediction)
         if self.hparams.loss == "rel_mae":
             # in dollars, float32; the denominator does not depend on the model, it only sets the loss's scale
@@ -176,10 +253,30 @@ class Forecaster(L.LightningModule):
         self.log("lambda", self.lam.detach(), batch_size=batch_size)
         return loss
 
-    def _evaluate(self, batch: Batch, metrics: ForecastMetrics, prefix: str) -> None:
-        prediction = self(batch["x"])
-        self.log(f"{prefix}/loss", self.loss_fn(prediction, batch), batch_size=prediction.shape[0], sync_dist=True)
-        metrics.update(self.to_dollars(prediction, batch), batch["base_close"], batch["target"])
+    def _evaluate(self, batch: Batch, metrics: ForecastMetrics, intervals: IntervalMetrics | None, prefix: str) -> None:
+        prediction = self(batch["x"])  # (B, Q, H)
+        self.log(
+            f"{prefix}/loss", self.loss_fn(prediction[:, None], batch), batch_size=prediction.shape[0], sync_dist=True
+        )
+        dollars = self.to_dollars(prediction, batch)
+        metrics.update(dollars[:, self.median_index], batch["base_close"], batch["target"])
+        if intervals is not None:
+            naive = None
+            if self.naive_ratios is not None:  # the last base value times the training split's ratio quantiles
+                naive = batch["base_close"][:, -1, None, None] * self.naive_ratios.to(dollars.device)
+            intervals.update(dollars, batch["target"], naive)
+
+    def _log_intervals(self, intervals: IntervalMetrics, prefix: str) -> dict[str, Tensor]:
+        results = intervals.summary()
+        scalars = {f"{prefix}/pinball_{level_name(q)}": v for q, v in zip(self.levels, results["pinball"], strict=True)}
+        if self.naive_ratios is not None:
+            scalars[f"{prefix}/scaled_pinball"] = results["scaled_pinball"]
+        for k, (_, _, nominal) in enumerate(intervals.intervals):
+            scalars[f"{prefix}/coverage_{nominal}"] = results["coverage"][k]
+            scalars[f"{prefix}/width_{nominal}"] = results["width"][k]
+        self.log_dict({k: v.float() for k, v in scalars.items()}, sync_dist=True)
+        intervals.reset()
+        return results
 
     def _log_metrics(self, metrics: ForecastMetrics, prefix: str) -> dict[str, dict[str, Tensor]]:
         results = metrics.compute()
@@ -193,24 +290,33 @@ class Forecaster(L.LightningModule):
         return results
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, "val")
+        self._evaluate(batch, self.val_metrics, self.val_intervals, "val")
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics(self.val_metrics, "val")
+        if self.val_intervals is not None:
+            self._log_intervals(self.val_intervals, "val")
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics, "test")
+        self._evaluate(batch, self.test_metrics, self.test_intervals, "test")
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self._log_metrics(self.test_metrics, "test")
+        if self.test_intervals is not None:
+            self.test_interval_results = self._log_intervals(self.test_intervals, "test")
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
-        """``{"index": (B,) window indices, "forecast": (B, H) dollars}``."""
-        return {"index": batch["index"], "forecast": self.forecast_dollars(batch)}
+        """``{"index": (B,) window indices, "forecast": (B, H) dollars}``, and for a quantile model
+        ``"quantiles": (B, Q, H)`` dollars."""
+        dollars = self.quantile_dollars(batch)
+        out = {"index": batch["index"], "forecast": dollars[:, self.median_index]}
+        if self.quantile_levels is not None:
+            out["quantiles"] = dollars
+        return out
 
     # ------------------------------------------------------------------------------------------- optimizer
     def configure_optimizers(self) -> Any:
-        lam_params = list(self.predictor.parameters())
+        lam_params = [p for m in self.modules() if isinstance(m, RidgePostdiction) for p in m.parameters()]
         lam_ids = {id(p) for p in lam_params}
         network = [p for p in self.parameters() if id(p) not in lam_ids]
         # named groups: LearningRateMonitor logs them as lr-<Optimizer>/network and lr-<Optimizer>/lambda

@@ -1,0 +1,120 @@
+"""Quantile forecasts: levels, non-crossing outputs, the pinball loss, and interval metrics (torchmetrics)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+from torchmetrics import Metric
+
+
+def check_levels(levels: list[float]) -> list[float]:
+    """Sorted, distinct levels in (0, 1) that include 0.5 (the median is the point forecast)."""
+    levels = [float(q) for q in levels]
+    if not levels or any(not 0 < q < 1 for q in levels) or levels != sorted(set(levels)) or 0.5 not in levels:
+        raise ValueError(f"quantiles must be increasing levels in (0, 1) that include 0.5, got {levels}")
+    return levels
+
+
+def level_name(level: float) -> str:
+    """The column and metric name of a level: ``q`` + the level as configured (``q0.1``, ``q0.05``)."""
+    return f"q{level:g}"
+
+
+def central_intervals(levels: list[float]) -> list[tuple[int, int, int]]:
+    """``(lower index, upper index, nominal coverage in %)`` of each central interval: pairs (τ, 1 − τ)."""
+    index = {round(q, 12): i for i, q in enumerate(levels)}
+    pairs = []
+    for i, q in enumerate(levels):
+        upper = index.get(round(1 - q, 12))
+        if q < 0.5 and upper is not None:
+            pairs.append((i, upper, round(100 * (1 - 2 * q))))
+    return pairs
+
+
+def interval_quantiles(median: Tensor, raw: Tensor, median_index: int) -> Tensor:
+    """Non-crossing quantiles ``(..., Q, H)`` from the median ``(..., 1, H)`` and unconstrained outputs ``raw
+    (..., Q − 1, H)`` for the other levels: each level above the median is the one below plus a softplus step,
+    each level below it the one above minus one.
+
+    The steps are added to a detached copy of the median, so the other levels' losses never move the median:
+    its gradient comes from its own loss alone.
+    """
+    steps = F.softplus(raw)
+    anchor = median.detach()
+    below = anchor - torch.cumsum(steps[..., :median_index, :].flip(-2), dim=-2).flip(-2)
+    above = anchor + torch.cumsum(steps[..., median_index:, :], dim=-2)
+    return torch.cat([below, median, above], dim=-2)
+
+
+def pinball(prediction: Tensor, target: Tensor, levels: Tensor) -> Tensor:
+    """Pinball loss of each quantile forecast, elementwise: ``prediction (..., Q, H)``, ``target (..., 1, H)``,
+    ``levels (Q,)`` → ``(..., Q, H)``; ``max(τ·e, (τ − 1)·e)`` with ``e = target − prediction``."""
+    error = target - prediction
+    tau = levels.to(prediction.dtype)[:, None]
+    return torch.maximum(tau * error, (tau - 1) * error)
+
+
+class IntervalMetrics(Metric):
+    """Pinball loss per level (dollars), scaled by the naive-quantile baseline's, and the coverage and mean
+    width (dollars) of each central interval, overall and per horizon step.
+
+    ``update(quantiles (B, Q, H), target (B, H), naive (B, Q, H) or None)``, all dollars. ``compute()`` →
+    ``pinball (Q,)``, ``naive_pinball (Q,)``, ``scaled_pinball ()`` (mean over levels of the model's over the
+    baseline's), ``coverage (I,)``, ``width (I,)``, ``coverage_step (I, H)``, ``width_step (I, H)``; I = the
+    central intervals of :func:`central_intervals`. Sums are float64 and synchronised across processes.
+    """
+
+    full_state_update = False
+
+    def __init__(self, levels: list[float], horizon: int) -> None:
+        super().__init__()
+        self.levels = check_levels(levels)
+        self.intervals = central_intervals(self.levels)
+        q, i = len(self.levels), len(self.intervals)
+        for name, shape in (
+            ("pinball_sum", (q,)),
+            ("naive_pinball_sum", (q,)),
+            ("covered", (i, horizon)),
+            ("width_sum", (i, horizon)),
+        ):
+            self.add_state(name, default=torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("windows", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("naive_windows", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, quantiles: Tensor, target: Tensor, naive: Tensor | None = None) -> None:
+        quantiles, target = quantiles.double(), target.double()[:, None, :]
+        levels = torch.tensor(self.levels, dtype=torch.float64, device=quantiles.device)
+        self.pinball_sum += pinball(quantiles, target, levels).mean(dim=-1).sum(dim=0)
+        self.windows += quantiles.shape[0]
+        if naive is not None:
+            self.naive_pinball_sum += pinball(naive.double(), target, levels).mean(dim=-1).sum(dim=0)
+            self.naive_windows += quantiles.shape[0]
+        for k, (lo, hi, _) in enumerate(self.intervals):
+            lower, upper, truth = quantiles[:, lo], quantiles[:, hi], target[:, 0]
+            self.covered[k] += ((lower <= truth) & (truth <= upper)).double().sum(dim=0)
+            self.width_sum[k] += (upper - lower).sum(dim=0)
+
+    def summary(self) -> dict[str, Tensor]:
+        """:meth:`compute` with its documented shapes (torchmetrics squeezes one-element results to scalars)."""
+        values = self.compute()
+        q, i, h = len(self.levels), len(self.intervals), self.covered.shape[-1]
+        shapes = {"pinball": (q,), "naive_pinball": (q,), "scaled_pinball": (), "coverage": (i,), "width": (i,)}
+        shapes |= {"coverage_step": (i, h), "width_step": (i, h)}
+        return {key: values[key].reshape(shape) for key, shape in shapes.items()}
+
+    def compute(self) -> dict[str, Tensor]:
+        windows = self.windows.clamp_min(1)
+        pinball_mean = self.pinball_sum / windows
+        naive_mean = self.naive_pinball_sum / self.naive_windows.clamp_min(1)
+        return {
+            "pinball": pinball_mean,
+            "naive_pinball": naive_mean,
+            "scaled_pinball": pinball_mean.mean() / naive_mean.mean()
+            if self.naive_windows > 0
+            else torch.tensor(float("nan"), dtype=torch.float64),
+            "coverage": self.covered.mean(dim=-1) / windows,
+            "width": self.width_sum.mean(dim=-1) / windows,
+            "coverage_step": self.covered / windows,
+            "width_step": self.width_sum / windows,
+        }
