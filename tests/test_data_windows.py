@@ -116,7 +116,7 @@ def test_stride_thins_training_windows_only(small_csv):
     assert len(thin.datasets["val"]) == len(full.datasets["val"])
 
 
-def test_latest_set_forecasts_next_business_days(small_csv):
+def test_latest_set_forecasts_next_trading_days(small_csv):
     dm = StockDataModule(source="csv", path=str(small_csv), predict_set="latest")
     dm.setup("predict")
     ds = dm.datasets["predict"]
@@ -125,7 +125,24 @@ def test_latest_set_forecasts_next_business_days(small_csv):
     assert "y" not in batch and "target" not in batch
     assert set(batch["origin_date"]) == {"2017-12-29"}
     dates = dm.target_dates(np.array([0]))[0].astype(str)
-    assert dates[0] == "2018-01-01" and dates[-1] == "2018-01-12"  # business days after Friday 2017-12-29
+    # NYSE sessions after Friday 2017-12-29: not New Year's Day (Mon 01-01) nor Martin Luther King Day (Mon 01-15)
+    assert list(dates) == [
+        "2018-01-02", "2018-01-03", "2018-01-04", "2018-01-05", "2018-01-08",
+        "2018-01-09", "2018-01-10", "2018-01-11", "2018-01-12", "2018-01-16",
+    ]  # fmt: skip
+
+
+def test_trading_calendar_skips_good_friday_and_follows_the_exchange():
+    from forecast.data.errors import DataError
+    from forecast.data.windows import next_sessions
+
+    origin = np.array(["2018-03-28"], dtype="datetime64[D]")  # Wednesday before Good Friday 2018-03-30
+    nyse = next_sessions(origin, 3, "XNYS")[0].astype(str).tolist()
+    assert nyse == ["2018-03-29", "2018-04-02", "2018-04-03"]
+    london = next_sessions(origin, 3, "XLON")[0].astype(str).tolist()  # also closed on Easter Monday
+    assert london == ["2018-03-29", "2018-04-03", "2018-04-04"]
+    with pytest.raises(DataError, match="unknown exchange calendar 'NYSEE'"):
+        next_sessions(origin, 3, "NYSEE")
 
 
 def test_tutorial_split_is_random_and_non_overlapping(small_csv):

@@ -62,7 +62,7 @@ def test_auto_without_path_or_credentials_says_it_uses_synthetic_data(tmp_path, 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("Date,Close\n2020-01-01,1\n", "missing column(s) Name"),
+        ("Date,Close\n2020-01-01,1\n2020-01-01,2\n", "no ticker column (Name, Ticker or Symbol) and its dates repeat"),
         ("Date,Close,Name\n2020-13-45,1,A\n", "unparseable date '2020-13-45' in column Date at row 1"),
         ("Date,Close,Name\n2020-01-01,abc,A\n", "non-numeric value 'abc' in column Close at row 1"),
         ("Date,Close,Name\n2020-01-01,0,A\n", "non-positive price 0.0 in column Close at row 1"),

@@ -202,3 +202,18 @@ def test_report_figures_are_drawn_in_eval_mode(batch):
     with torch.no_grad():
         expected = model.eval().forecast_dollars(picked)
     torch.testing.assert_close(forecast, expected)  # dropout off: deterministic, the eval-mode forecast
+
+
+def test_index_caches_first_filled_in_inference_mode_still_train():
+    """predict runs under inference mode; the Gram's cached index tensors must still serve a later training."""
+    from forecast.model.blocks import _symmetric_index, _upper_triangle, sliding_window_gram
+
+    _upper_triangle.cache_clear()
+    _symmetric_index.cache_clear()
+    z = torch.randn(2, 3, 17)
+    with torch.inference_mode():
+        sliding_window_gram(z, 7)
+    z.requires_grad_()
+    gram, _ = sliding_window_gram(z, 7)
+    gram.sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0

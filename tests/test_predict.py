@@ -24,7 +24,7 @@ def test_predict_from_checkpoint_alone_writes_protocol_rows(trained, tmp_path):
     assert {p.name for p in tmp_path.iterdir()} == {"forecasts.csv"}  # no temporary files, no run folder
 
 
-def test_predict_latest_forecasts_next_business_days(trained, tmp_path):
+def test_predict_latest_forecasts_next_trading_days(trained, tmp_path):
     out = tmp_path / "latest.csv"
     args = ["predict", "--ckpt_path", str(trained), "--output", str(out), "--data.predict_set", "latest"]
     result = run_main([*args, "--trainer.accelerator", "cpu"], tmp_path)
@@ -32,7 +32,13 @@ def test_predict_latest_forecasts_next_business_days(trained, tmp_path):
     frame = pd.read_csv(out)
     assert len(frame) == 2 * 5
     assert set(frame["origin_date"]) == {"2017-12-29"}
-    assert frame["target_date"].tolist()[:5] == ["2018-01-01", "2018-01-02", "2018-01-03", "2018-01-04", "2018-01-05"]
+    assert frame["target_date"].tolist()[:5] == [
+        "2018-01-02",
+        "2018-01-03",
+        "2018-01-04",
+        "2018-01-05",
+        "2018-01-08",
+    ]  # NYSE days
 
 
 def test_ddp_two_processes_fit_then_predict_equals_one_process(tmp_path):

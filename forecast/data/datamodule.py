@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Sampler
 from forecast.data.baselines import naive_quantile_ratios
 from forecast.data.errors import NotEnoughDataError
 from forecast.data.normalize import METHODS
-from forecast.data.sources import choose_source, download_kaggle, load_raw
+from forecast.data.sources import KAGGLE_DATASET, KAGGLE_FILE, choose_source, download_kaggle, load_raw
 from forecast.data.validate import clean_panel
 from forecast.data.windows import (
     MARKET,
@@ -38,10 +38,19 @@ class StockDataModule(L.LightningDataModule):
 
     Args:
         source: ``auto`` (``path`` when given, else Kaggle if credentials are configured, else synthetic),
-            ``csv`` (a CSV, CSV.gz or Parquet file at ``path``), ``kaggle`` (download the DJIA dataset once into
-            ``cache_dir``) or ``synthetic`` (the built-in seeded generator; offline).
-        path: data file with columns ``Date,Open,High,Low,Close,Volume,Name``.
-        cache_dir: where the Kaggle download is kept (default ``$FORECAST_CACHE`` or ``~/.cache/forecast``).
+            ``csv`` (files at ``path``), ``kaggle`` (download ``kaggle_dataset`` once into ``cache_dir``) or
+            ``synthetic`` (the built-in seeded generator; offline).
+        path: a CSV, CSV.gz or Parquet file, a folder of per-ticker files, or a glob pattern (``data/*.txt``).
+            Columns are matched case-insensitively: a date (``Date``, ``Timestamp``), the price (``Close``, or
+            ``price_column``), a ticker (``Name``, ``Ticker``, ``Symbol``; without one, a file is one ticker named
+            after the file: ``aapl.us.txt`` → ``AAPL``), and ``Open``, ``High``, ``Low``, ``Volume`` when present.
+        cache_dir: where Kaggle downloads are kept (default ``$FORECAST_CACHE`` or ``~/.cache/forecast``), one
+            folder per dataset.
+        kaggle_dataset: the Kaggle dataset, ``OWNER/SLUG`` (default: the DJIA 30 dataset).
+        kaggle_file: the file name, or a glob for one file per ticker (``*.txt``), within that dataset.
+        price_column: the column to forecast (``Close``; ``Adj Close`` when asked).
+        calendar: the exchange calendar (``exchange_calendars`` code, e.g. ``XNYS``, ``XLON``) whose trading days
+            date the forecasts of ``predict_set: latest``.
         tickers: names to use (default: all).
         channels: input columns, one channel each (``Close`` must be among them: it is the target);
             ``Volume`` enters as ``log1p(volume)``; ``Market`` is derived, the equal-weighted index of all
@@ -71,6 +80,10 @@ class StockDataModule(L.LightningDataModule):
         source: Literal["auto", "csv", "kaggle", "synthetic"] = "auto",
         path: str | None = None,
         cache_dir: str | None = None,
+        kaggle_dataset: str = KAGGLE_DATASET,
+        kaggle_file: str = KAGGLE_FILE,
+        price_column: str = "Close",
+        calendar: str = "XNYS",
         tickers: list[str] | None = None,
         channels: tuple[str, ...] = ("Close",),
         base_len: int = 30,
@@ -107,8 +120,9 @@ class StockDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Download once (Kaggle only); runs on one process per node."""
-        if choose_source(self.hparams.source, self.hparams.path)[0] == "kaggle":
-            download_kaggle(self.hparams.cache_dir)
+        hp = self.hparams
+        if choose_source(hp.source, hp.path)[0] == "kaggle":
+            download_kaggle(hp.cache_dir, hp.get("kaggle_dataset", KAGGLE_DATASET), hp.get("kaggle_file", KAGGLE_FILE))
 
     def load_panel(self) -> Panel:
         """Read, validate and index the data (once; later calls reuse it)."""
@@ -127,7 +141,13 @@ class StockDataModule(L.LightningDataModule):
             if source == "csv":
                 self.hparams["path"] = str(Path(hp.path).absolute())
             raw = load_raw(
-                source, hp.path, hp.cache_dir, {"n_tickers": hp.synthetic_tickers, "seed": hp.synthetic_seed}
+                source,
+                hp.path,
+                hp.cache_dir,
+                {"n_tickers": hp.synthetic_tickers, "seed": hp.synthetic_seed},
+                hp.get("price_column", "Close"),
+                hp.get("kaggle_dataset", KAGGLE_DATASET),
+                hp.get("kaggle_file", KAGGLE_FILE),
             )
             origin = hp.path if source == "csv" else source
             columns = [c for c in self.channels if c != MARKET]  # the market channel is derived, not read
@@ -173,7 +193,13 @@ class StockDataModule(L.LightningDataModule):
             self.datasets[name] = WindowDataset(panel, starts, hp.base_len, hp.horizon, hp.normalisation)
         if hp.predict_set == "latest":
             self.datasets["predict"] = WindowDataset(
-                panel, latest_starts(panel, hp.base_len), hp.base_len, hp.horizon, hp.normalisation, with_target=False
+                panel,
+                latest_starts(panel, hp.base_len),
+                hp.base_len,
+                hp.horizon,
+                hp.normalisation,
+                with_target=False,
+                calendar=hp.get("calendar", "XNYS"),
             )
         else:
             self.datasets["predict"] = self.datasets["test"]

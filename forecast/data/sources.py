@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from forecast.data.errors import DataError, KaggleCredentialsError, SchemaError
+from forecast.data.layouts import data_files, read_tables, standardise
 from forecast.data.synthetic import synthetic_panel
 
 log = logging.getLogger(__name__)
@@ -86,31 +87,45 @@ def _kaggle_api() -> Any:
     return api
 
 
-def kaggle_file(cache_dir: str | Path | None = None) -> Path:
-    """Path of the dataset's CSV inside the cache (it may not exist yet)."""
-    return Path(cache_dir or default_cache_dir()) / "djia" / KAGGLE_FILE
+def kaggle_folder(cache_dir: str | Path | None = None, dataset: str = KAGGLE_DATASET) -> Path:
+    """The cache folder of a Kaggle dataset: ``djia`` for the default one, ``OWNER__SLUG`` for any other."""
+    name = "djia" if dataset == KAGGLE_DATASET else dataset.replace("/", "__")
+    return Path(cache_dir or default_cache_dir()) / name
 
 
-def download_kaggle(cache_dir: str | Path | None = None) -> Path:
-    """Download the DJIA dataset once into the cache; later calls find it and return at once.
+def download_kaggle(
+    cache_dir: str | Path | None = None, dataset: str = KAGGLE_DATASET, pattern: str = KAGGLE_FILE
+) -> Path:
+    """Download a Kaggle dataset's files matching ``pattern`` once into its cache folder; return the folder.
 
-    The files land in a temporary folder that is renamed into place, so an interrupted download leaves
-    nothing that a later run would mistake for the dataset.
+    ``pattern`` is a file name or a glob (``*.txt``: one file per ticker), matched against the file names of the
+    dataset. The files land in a temporary folder that is renamed into place, so an interrupted download leaves
+    nothing that a later run would mistake for the dataset. Later calls find them and return at once.
     """
-    target = kaggle_file(cache_dir)
-    if target.is_file():
-        log.info("Kaggle dataset already in the cache: %s", target)
-        return target
+    folder = kaggle_folder(cache_dir, dataset)
+    if list(folder.glob(pattern)):
+        log.info("Kaggle dataset already in the cache: %s", folder)
+        return folder
+    if "/" not in dataset:
+        raise DataError(f"--data.kaggle_dataset {dataset!r} is not OWNER/SLUG (as in its kaggle.com/datasets address)")
     api = _kaggle_api()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
-        log.info("downloading Kaggle dataset %s into %s", KAGGLE_DATASET, target.parent)
-        api.dataset_download_files(KAGGLE_DATASET, path=tmp, unzip=True, quiet=True)
-        found = next(Path(tmp).rglob(KAGGLE_FILE), None)
-        if found is None:
-            raise DataError(f"the Kaggle dataset {KAGGLE_DATASET} did not contain {KAGGLE_FILE}")
-        shutil.move(str(found), target)
-    return target
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".download-") as tmp:
+        log.info("downloading Kaggle dataset %s into %s", dataset, folder)
+        api.dataset_download_files(dataset, path=tmp, unzip=True, quiet=True)
+        found = [p for p in Path(tmp).rglob(pattern) if p.is_file()]
+        if not found:
+            raise DataError(f"the Kaggle dataset {dataset} has no file matching {pattern!r}; set --data.kaggle_file")
+        staged = Path(tmp) / ".staged"
+        staged.mkdir()
+        for file in found:
+            shutil.move(str(file), staged / file.name)
+        if folder.exists():  # an earlier download with another pattern: add the new files beside its own
+            for file in staged.iterdir():
+                shutil.move(str(file), folder / file.name)
+        else:
+            staged.rename(folder)
+    return folder
 
 
 def choose_source(source: str, path: str | None) -> tuple[str, str]:
@@ -122,8 +137,11 @@ def choose_source(source: str, path: str | None) -> tuple[str, str]:
     """
     if source not in SOURCES:
         raise DataError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
-    if path and not Path(path).exists():
-        raise DataError(f"data file not found: {path}; pass --data.path to an existing CSV, CSV.gz or Parquet file")
+    if path and not data_files(path):
+        raise DataError(
+            f"data file not found: {path}; pass --data.path to an existing CSV, CSV.gz or Parquet file, a folder of "
+            "per-ticker files, or a glob pattern that matches some"
+        )
     if path and source in ("kaggle", "synthetic"):
         raise DataError(
             f"--data.path {path} is given but data.source is {source}, which would not read it; "
@@ -138,12 +156,21 @@ def choose_source(source: str, path: str | None) -> tuple[str, str]:
     return "synthetic", "no --data.path and no Kaggle credentials"
 
 
-def load_raw(source: str, path: str | None, cache_dir: str | None, synthetic_options: dict[str, Any]) -> pd.DataFrame:
-    """Load the raw table of a concrete source (``csv``, ``kaggle`` or ``synthetic``)."""
+def load_raw(
+    source: str,
+    path: str | None,
+    cache_dir: str | None,
+    synthetic_options: dict[str, Any],
+    price_column: str = "Close",
+    kaggle_dataset: str = KAGGLE_DATASET,
+    kaggle_pattern: str = KAGGLE_FILE,
+) -> pd.DataFrame:
+    """Load the raw table of a concrete source (``csv``, ``kaggle`` or ``synthetic``) in the project's schema."""
     if source == "csv":
         if not path:
             raise DataError("source 'csv' needs a file: pass --data.path PATH")
-        return read_table(path)
+        return read_tables(path, read_table, price_column)
     if source == "kaggle":
-        return read_table(download_kaggle(cache_dir))
-    return synthetic_panel(**synthetic_options)
+        folder = download_kaggle(cache_dir, kaggle_dataset, kaggle_pattern)
+        return read_tables(folder / kaggle_pattern, read_table, price_column)
+    return standardise(synthetic_panel(**synthetic_options), "synthetic", price_column)

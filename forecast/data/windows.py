@@ -8,6 +8,7 @@ with one index operation, so memory grows with the data, not with the number of 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-from forecast.data.errors import NotEnoughDataError, UnknownTickerError
+from forecast.data.errors import DataError, NotEnoughDataError, UnknownTickerError
 from forecast.data.normalize import normalise, window_stats
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,7 @@ class WindowDataset(Dataset[Batch]):
         horizon: int,
         normalisation: str,
         with_target: bool = True,
+        calendar: str = "XNYS",
     ) -> None:
         self.panel = panel
         self.starts = torch.as_tensor(starts, dtype=torch.int64)
@@ -208,6 +210,7 @@ class WindowDataset(Dataset[Batch]):
         self.horizon = horizon
         self.normalisation = normalisation
         self.with_target = with_target
+        self.calendar = calendar
         self.close_channel = panel.channels.index("Close")
         window_stats(torch.ones(1, 1, 2), normalisation)  # fail early on an unknown method
 
@@ -246,19 +249,44 @@ class WindowDataset(Dataset[Batch]):
         """Calendar dates ``(N, horizon)`` of each window's target days (``datetime64[D]``).
 
         Known windows take their ticker's trading days; for the latest windows the future is unknown, so the
-        next business days after the last base day are used.
+        exchange calendar's next trading sessions after the last base day are used (no market holiday).
         """
         starts = self.starts.numpy()[indices]
         if self.with_target:
             return self.panel.dates[starts[:, None] + self.base_len + np.arange(self.horizon)]
         origins = self.panel.dates[starts + self.base_len - 1]
-        return (
-            np.stack(
-                [pd.bdate_range(pd.Timestamp(o) + pd.offsets.BDay(1), periods=self.horizon).to_numpy() for o in origins]
-            ).astype("datetime64[D]")
-            if len(origins)
-            else np.empty((0, self.horizon), dtype="datetime64[D]")
-        )
+        return next_sessions(origins, self.horizon, self.calendar)
+
+
+def next_sessions(origins: np.ndarray, horizon: int, calendar: str) -> np.ndarray:
+    """The ``horizon`` trading sessions of exchange ``calendar`` after each origin: ``(N,)`` → ``(N, H)`` days.
+
+    Raises:
+        DataError: an unknown calendar code, or origins beyond the calendar's known sessions.
+    """
+    import exchange_calendars as xcals  # imported here: only forecasts of the unknown future need it
+
+    if len(origins) == 0:
+        return np.empty((0, horizon), dtype="datetime64[D]")
+    first, last = pd.Timestamp(origins.min()), pd.Timestamp(origins.max())
+    # sessions are at most ~2 per 3 days even around the longest holidays: 3 x horizon + 30 days is plenty
+    end = last + pd.Timedelta(days=3 * horizon + 30)
+    try:
+        with warnings.catch_warnings():  # a pandas 3 deprecation inside exchange_calendars, not actionable here
+            warnings.filterwarnings("ignore", message="Series.values returning an ndarray that drops timezone")
+            sessions = xcals.get_calendar(calendar, start=first, end=end).sessions
+    except xcals.errors.InvalidCalendarName as exc:
+        raise DataError(
+            f"unknown exchange calendar {calendar!r}; use a code of exchange_calendars such as XNYS, XNAS, XLON, XTKS "
+            "(--data.calendar)"
+        ) from exc
+    except ValueError as exc:  # dates outside the calendar's range
+        raise DataError(f"calendar {calendar}: {' '.join(str(exc).split())[:200]}") from exc
+    days = sessions.to_numpy().astype("datetime64[D]")
+    after = np.searchsorted(days, origins.astype("datetime64[D]"), side="right")  # first session after each origin
+    if (after + horizon > len(days)).any():
+        raise DataError(f"calendar {calendar} has too few sessions after {last:%Y-%m-%d}")
+    return days[after[:, None] + np.arange(horizon)]
 
 
 class EpochSeededSampler(Sampler[int]):

@@ -110,21 +110,28 @@ def sliding_window_gram(z: Tensor, width: int) -> tuple[Tensor, Tensor]:
 
 @functools.lru_cache(maxsize=32)
 def _upper_triangle(width: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """(lag, first row) of every upper-triangle entry of a width × width matrix, lag-major."""
-    pairs = [(lag, a) for lag in range(width) for a in range(width - lag)]
-    lag, first = torch.tensor(pairs).T
-    return lag.to(device), first.to(device)
+    """(lag, first row) of every upper-triangle entry of a width × width matrix, lag-major.
+
+    Cached, so made outside inference mode whatever the caller's: a first call from ``predict`` must not hand
+    a later training step inference tensors (autograd refuses to save them).
+    """
+    with torch.inference_mode(False):
+        pairs = [(lag, a) for lag in range(width) for a in range(width - lag)]
+        lag, first = torch.tensor(pairs).T
+        return lag.to(device), first.to(device)
 
 
 @functools.lru_cache(maxsize=32)
 def _symmetric_index(width: int, device: torch.device) -> Tensor:
-    """For each (i, j) of a width × width matrix, its position in the lag-major list of upper-triangle entries."""
-    offsets = [0]
-    for lag in range(width):
-        offsets.append(offsets[-1] + width - lag)
-    i, j = torch.meshgrid(torch.arange(width), torch.arange(width), indexing="ij")
-    lag, first = (j - i).abs(), torch.minimum(i, j)
-    return (torch.tensor(offsets[:-1])[lag] + first).reshape(-1).to(device)
+    """For each (i, j) of a width × width matrix, its position in the lag-major list of upper-triangle entries
+    (cached, made outside inference mode: see :func:`_upper_triangle`)."""
+    with torch.inference_mode(False):
+        offsets = [0]
+        for lag in range(width):
+            offsets.append(offsets[-1] + width - lag)
+        i, j = torch.meshgrid(torch.arange(width), torch.arange(width), indexing="ij")
+        lag, first = (j - i).abs(), torch.minimum(i, j)
+        return (torch.tensor(offsets[:-1])[lag] + first).reshape(-1).to(device)
 
 
 class RidgePostdiction(nn.Module):
