@@ -193,8 +193,7 @@ def run_folds(runner: FoldRunner, folds: list[Fold], jobs: int) -> None:
 
 def _record(runner: FoldRunner, fold: Fold) -> dict[str, Any]:
     summary = runner.fit_summary(fold)
-    saved = runner.root(fold) / "fold.json"
-    record = json.loads(saved.read_text()) if saved.is_file() else {"seconds": 0.0, "commands": []}
+    record = runner.record(fold)
     best = {k: v for k, v in summary.items() if k.startswith("best_val_")}  # relMAE, and a quantile model's scores
     return {**record, "best_epoch": summary["best_epoch"], **best}
 

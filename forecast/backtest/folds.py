@@ -53,15 +53,15 @@ class FoldDates:
 def check_years(panel: Panel, base_len: int, horizon: int, years: list[int], validation_only: bool) -> None:
     """One :class:`BacktestError` naming the first year whose fold would have an empty split, and the usable years."""
     first, last = np.datetime_as_string(panel.dates.min()), np.datetime_as_string(panel.dates.max())
-    usable = [
-        y
+    counts = {
+        y: FoldDates(y, validation_only).window_counts(panel, base_len, horizon)
         for y in range(int(first[:4]), int(last[:4]) + 1)
-        if min(FoldDates(y, validation_only).window_counts(panel, base_len, horizon).values()) > 0
-    ]
+    }
+    usable = [y for y, count in counts.items() if min(count.values()) > 0]
     span = f"{usable[0]} .. {usable[-1]}" if usable else "none"
     for year in years:
-        counts = FoldDates(year, validation_only).window_counts(panel, base_len, horizon)
-        empty = [name for name, count in counts.items() if count == 0]
+        count = counts.get(year) or FoldDates(year, validation_only).window_counts(panel, base_len, horizon)
+        empty = [name for name, n in count.items() if n == 0]
         if empty:
             raise BacktestError(
                 f"year {year}: no {' or '.join(empty)} windows in the data ({first} .. {last}, windows of "

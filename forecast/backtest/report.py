@@ -203,7 +203,6 @@ def figure(result: dict[str, Any], title: str) -> Any:
             fontsize=7,
             color="tab:green",
         )
-    high = max(high, min(drift.max(), high))
     ax.set_ylim(low, high + 0.02 * (high - low))
     ax.axhline(1.0, color="tab:blue", ls="--", label="naive")
     for i, p in enumerate([e["model"]["dm_p"] for e in years.values()] + [pooled["model"]["dm_p"]]):

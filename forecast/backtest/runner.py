@@ -107,12 +107,15 @@ class FoldRunner:
             str(self.predictions(fold)),
         ]
 
+    def record(self, fold: Fold) -> dict[str, Any]:
+        """The fold's ``fold.json``: ``seconds`` spent in its commands (over every run of it) and the ``commands``."""
+        path = self.root(fold) / "fold.json"
+        return json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "commands": []}
+
     def run(self, fold: Fold) -> dict[str, Any]:
-        """Run what is left of ``fold``; returns its record ``{seconds, resumed, commands}``."""
-        root = self.root(fold)
-        root.mkdir(parents=True, exist_ok=True)
-        record_path = root / "fold.json"
-        record = json.loads(record_path.read_text()) if record_path.is_file() else {"seconds": 0.0, "commands": []}
+        """Run what is left of ``fold``; returns its updated :meth:`record`."""
+        self.root(fold).mkdir(parents=True, exist_ok=True)
+        record = self.record(fold)
         started = time.monotonic()
         try:
             if self.summary_path(fold) is None:
@@ -123,12 +126,11 @@ class FoldRunner:
                 self._call(fold, self.predict_command(fold, best), record)
         finally:
             record["seconds"] += time.monotonic() - started
-            record_path.write_text(json.dumps(record, indent=2))
+            (self.root(fold) / "fold.json").write_text(json.dumps(record, indent=2))
         return record
 
     def _call(self, fold: Fold, cmd: list[str], record: dict[str, Any]) -> None:
-        line = shlex.join(cmd[1:] if cmd[0] == sys.executable else cmd)
-        record["commands"].append(f"python {line}" if cmd[0] == sys.executable else line)
+        record["commands"].append(f"python {shlex.join(cmd[1:])}")  # cmd[0] is this interpreter
         (self.root(fold) / "commands.sh").write_text("\n".join(record["commands"]) + "\n")
         log = self.root(fold) / "fold.log"
         with log.open("a") as stream:

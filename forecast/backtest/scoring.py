@@ -12,19 +12,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from torchmetrics.functional import (
-    mean_absolute_error,
-    mean_absolute_percentage_error,
-    mean_squared_error,
-    symmetric_mean_absolute_percentage_error,
-)
 
 from forecast.backtest.dm import DMResult, diebold_mariano
 from forecast.backtest.folds import BacktestError, FoldDates
 from forecast.data.baselines import mean_daily_log_return, naive_quantile_ratios
 from forecast.data.windows import Panel, date_splits
-from forecast.model.metrics import drift_forecast, naive_forecast
-from forecast.model.quantiles import IntervalMetrics, level_name
+from forecast.model.metrics import (
+    drift_forecast,
+    in_percent,
+    naive_forecast,
+    naive_quantile_forecast,
+    point_metrics,
+)
+from forecast.model.quantiles import IntervalMetrics
 
 BASELINES = ("naive", "drift", "mean_return")
 """naive: the last base value; drift: the line through the first and last base values; mean_return: the last
@@ -40,8 +40,6 @@ class FoldScore:
     ``|e_name| − |e_naive|`` in dollars; its DM test is ``dm[name]``.
     """
 
-    mae: dict[str, float]
-    rel_mae: dict[str, float]
     metrics: dict[str, dict[str, float]]
     differential: dict[str, pd.Series]
     dm: dict[str, DMResult]
@@ -49,6 +47,14 @@ class FoldScore:
     intervals: dict[str, float] | None = None
     """For a quantile model's file: ``scaled_pinball``, ``pinball_<level>`` ($), ``coverage_<n>`` and
     ``width_<n>`` ($) of each central interval of n %."""
+
+    @property
+    def mae(self) -> dict[str, float]:
+        return {name: values["mae"] for name, values in self.metrics.items()}
+
+    @property
+    def rel_mae(self) -> dict[str, float]:
+        return {name: values["rel_mae"] for name, values in self.metrics.items()}
 
 
 def _origin_rows(panel: Panel, frame: pd.DataFrame) -> np.ndarray:
@@ -124,7 +130,7 @@ def fold_forecasts(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, bas
     if quantiles is not None:
         ratios = naive_quantile_ratios(panel, fold.train_end, list(levels), horizon)
         arrays["quantiles"] = torch.from_numpy(quantiles)
-        arrays["naive_quantiles"] = base[:, -1, None, None] * torch.from_numpy(ratios)
+        arrays["naive_quantiles"] = naive_quantile_forecast(base, torch.from_numpy(ratios))
         arrays["levels"] = list(levels)
     return arrays
 
@@ -148,13 +154,7 @@ def interval_scores(arrays: dict) -> dict[str, float]:
     except ValueError as exc:
         raise BacktestError(f"the predictions' quantile columns: {exc}") from exc
     metric.update(arrays["quantiles"], arrays["target"], arrays["naive_quantiles"])
-    values = metric.summary()
-    scores = {"scaled_pinball": float(values["scaled_pinball"])}
-    scores |= {f"pinball_{level_name(q)}": float(v) for q, v in zip(arrays["levels"], values["pinball"], strict=True)}
-    for k, (_, _, nominal) in enumerate(metric.intervals):
-        scores[f"coverage_{nominal}"] = float(values["coverage"][k])
-        scores[f"width_{nominal}"] = float(values["width"][k])
-    return scores
+    return {name: float(value) for name, value in metric.named(metric.summary()).items()}
 
 
 def score_fold(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, base_len: int, horizon: int) -> FoldScore:
@@ -162,19 +162,13 @@ def score_fold(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, base_le
     arrays = fold_forecasts(panel, predictions, fold, base_len, horizon)
     target = arrays["target"]
     names = ("model", *BASELINES)
-    flat = target.reshape(-1)
-    metrics = {
-        name: {
-            "mae": float(mean_absolute_error(arrays[name].reshape(-1), flat)),
-            "rmse": float(mean_squared_error(arrays[name].reshape(-1), flat, squared=False)),
-            "mape": 100 * float(mean_absolute_percentage_error(arrays[name].reshape(-1), flat)),
-            "smape": 100 * float(symmetric_mean_absolute_percentage_error(arrays[name].reshape(-1), flat)),
-        }
-        for name in names
-    }
+    collection, metrics = point_metrics(), {}
+    for name in names:  # the same metrics as the test loop's (ForecastMetrics)
+        collection.reset()
+        collection.update(arrays[name].reshape(-1), target.reshape(-1))
+        metrics[name] = {k: float(v) for k, v in in_percent(dict(collection.compute())).items()}
     for values in metrics.values():
         values["rel_mae"] = values["mae"] / metrics["naive"]["mae"]
-    mae = {name: values["mae"] for name, values in metrics.items()}
     dates = pd.Index(panel.dates[arrays["origin"]], name="origin_date")
     naive_loss = (arrays["naive"] - target).abs().mean(dim=1)
     differential, dm = {}, {}
@@ -186,8 +180,6 @@ def score_fold(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, base_le
         differential[name] = series
         dm[name] = diebold_mariano(series.to_numpy(), horizon)
     return FoldScore(
-        mae=mae,
-        rel_mae={name: values["rel_mae"] for name, values in metrics.items()},
         metrics=metrics,
         differential=differential,
         dm=dm,

@@ -12,6 +12,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+INTERVAL_SCORES = ("coverage_", "width_", "scaled_pinball")
+"""Validation metrics of a quantile model that the summary keeps beside MAE and relMAE (name prefixes)."""
+
 
 class FitSummary(Callback):
     """Record each validation epoch of ``fit``; at its end write ``fit_summary.json`` to the run folder and print
@@ -57,7 +60,7 @@ class FitSummary(Callback):
         }
         # a quantile model's interval scores
         for name, value in metrics.items():
-            if name.startswith(("val/coverage_", "val/width_", "val/scaled_pinball")):
+            if name.removeprefix("val/").startswith(INTERVAL_SCORES):
                 row[name.removeprefix("val/")] = float(value)
         self.history.append({**row, "seconds": self._seconds()})
 
@@ -71,7 +74,7 @@ class FitSummary(Callback):
             "best_epoch": best["epoch"],
             "best_val_mae": best["mae"],
             "best_val_rel_mae": best["rel_mae"],
-            **{f"best_val_{k}": v for k, v in best.items() if k.startswith(("coverage_", "width_", "scaled_pinball"))},
+            **{f"best_val_{k}": v for k, v in best.items() if k.startswith(INTERVAL_SCORES)},
             "seconds_to_best": best["seconds"],
             "seconds_total": self.history[-1]["seconds"],
             "epochs": len(self.history),

@@ -122,7 +122,7 @@ class StockDataModule(L.LightningDataModule):
         """Download once (Kaggle only); runs on one process per node."""
         hp = self.hparams
         if choose_source(hp.source, hp.path)[0] == "kaggle":
-            download_kaggle(hp.cache_dir, hp.get("kaggle_dataset", KAGGLE_DATASET), hp.get("kaggle_file", KAGGLE_FILE))
+            download_kaggle(hp.cache_dir, hp.kaggle_dataset, hp.kaggle_file)
 
     def load_panel(self) -> Panel:
         """Read, validate and index the data (once; later calls reuse it)."""
@@ -145,9 +145,9 @@ class StockDataModule(L.LightningDataModule):
                 hp.path,
                 hp.cache_dir,
                 {"n_tickers": hp.synthetic_tickers, "seed": hp.synthetic_seed},
-                hp.get("price_column", "Close"),
-                hp.get("kaggle_dataset", KAGGLE_DATASET),
-                hp.get("kaggle_file", KAGGLE_FILE),
+                hp.price_column,
+                hp.kaggle_dataset,
+                hp.kaggle_file,
             )
             origin = hp.path if source == "csv" else source
             columns = [c for c in self.channels if c != MARKET]  # the market channel is derived, not read
@@ -175,7 +175,7 @@ class StockDataModule(L.LightningDataModule):
                 raise NotEnoughDataError(
                     f"the {name} split has no windows: the data spans {self.panel.dates.min()} .. "
                     f"{self.panel.dates.max()} with train_end={hp.train_end}, val_end={hp.val_end}, "
-                    f"test_end={hp.get('test_end')}; set --data.train_end/--data.val_end/--data.test_end inside "
+                    f"test_end={hp.test_end}; set --data.train_end/--data.val_end/--data.test_end inside "
                     "the data's dates"
                 )
 
@@ -186,9 +186,7 @@ class StockDataModule(L.LightningDataModule):
             log.warning("split=tutorial: random split of segments, future windows leak into training (comparison only)")
             splits = tutorial_splits(panel, hp.base_len, hp.horizon, hp.seed)
         else:
-            splits = date_splits(
-                panel, hp.base_len, hp.horizon, hp.train_end, hp.val_end, hp.stride, hp.get("test_end")
-            )
+            splits = date_splits(panel, hp.base_len, hp.horizon, hp.train_end, hp.val_end, hp.stride, hp.test_end)
         for name, starts in splits.items():
             self.datasets[name] = WindowDataset(panel, starts, hp.base_len, hp.horizon, hp.normalisation)
         if hp.predict_set == "latest":
@@ -199,7 +197,7 @@ class StockDataModule(L.LightningDataModule):
                 hp.horizon,
                 hp.normalisation,
                 with_target=False,
-                calendar=hp.get("calendar", "XNYS"),
+                calendar=hp.calendar,
             )
         else:
             self.datasets["predict"] = self.datasets["test"]

@@ -8,6 +8,7 @@ column names are matched case-insensitively among common spellings, the price co
 from __future__ import annotations
 
 import glob
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -81,7 +82,7 @@ def standardise(raw: pd.DataFrame, origin: str, price_column: str = "Close", tic
     return table
 
 
-def read_tables(path: str | Path, read: object, price_column: str = "Close") -> pd.DataFrame:
+def read_tables(path: str | Path, read: Callable[[Path], pd.DataFrame], price_column: str = "Close") -> pd.DataFrame:
     """Read and standardise every data file ``path`` names into one table (``read(file)`` reads one file).
 
     Raises:
@@ -93,5 +94,5 @@ def read_tables(path: str | Path, read: object, price_column: str = "Close") -> 
             f"data file not found: {path}; pass --data.path to an existing CSV, CSV.gz or Parquet file, a folder of "
             "per-ticker files, or a glob pattern that matches some"
         )
-    tables = [standardise(read(file), str(file), price_column) for file in files]  # type: ignore[operator]
+    tables = [standardise(read(file), str(file), price_column) for file in files]
     return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]

@@ -269,7 +269,8 @@ def next_sessions(origins: np.ndarray, horizon: int, calendar: str) -> np.ndarra
     if len(origins) == 0:
         return np.empty((0, horizon), dtype="datetime64[D]")
     first, last = pd.Timestamp(origins.min()), pd.Timestamp(origins.max())
-    # sessions are at most ~2 per 3 days even around the longest holidays: 3 x horizon + 30 days is plenty
+    # an exchange trades on most weekdays; even around its longest closures 3 x horizon + 30 calendar days hold
+    # more than horizon sessions (checked below)
     end = last + pd.Timedelta(days=3 * horizon + 30)
     try:
         with warnings.catch_warnings():  # a pandas 3 deprecation inside exchange_calendars, not actionable here

@@ -12,8 +12,8 @@ from torch.nn import functional as F
 
 from forecast.data.normalize import denormalise
 from forecast.model.blocks import RidgePostdiction, conv_stack
-from forecast.model.metrics import ForecastMetrics
-from forecast.model.quantiles import IntervalMetrics, check_levels, interval_quantiles, level_name, pinball
+from forecast.model.metrics import ForecastMetrics, naive_quantile_forecast
+from forecast.model.quantiles import IntervalMetrics, check_levels, interval_quantiles, pinball
 
 Batch = dict[str, Any]
 LOSSES = ("mse", "mae", "huber", "rel_mae")
@@ -262,19 +262,14 @@ class Forecaster(L.LightningModule):
         metrics.update(dollars[:, self.median_index], batch["base_close"], batch["target"])
         if intervals is not None:
             naive = None
-            if self.naive_ratios is not None:  # the last base value times the training split's ratio quantiles
-                naive = batch["base_close"][:, -1, None, None] * self.naive_ratios.to(dollars.device)
+            if self.naive_ratios is not None:
+                naive = naive_quantile_forecast(batch["base_close"], self.naive_ratios)
             intervals.update(dollars, batch["target"], naive)
 
     def _log_intervals(self, intervals: IntervalMetrics, prefix: str) -> dict[str, Tensor]:
         results = intervals.summary()
-        scalars = {f"{prefix}/pinball_{level_name(q)}": v for q, v in zip(self.levels, results["pinball"], strict=True)}
-        if self.naive_ratios is not None:
-            scalars[f"{prefix}/scaled_pinball"] = results["scaled_pinball"]
-        for k, (_, _, nominal) in enumerate(intervals.intervals):
-            scalars[f"{prefix}/coverage_{nominal}"] = results["coverage"][k]
-            scalars[f"{prefix}/width_{nominal}"] = results["width"][k]
-        self.log_dict({k: v.float() for k, v in scalars.items()}, sync_dist=True)
+        named = intervals.named(results)
+        self.log_dict({f"{prefix}/{k}": v.float() for k, v in named.items()}, sync_dist=True)
         intervals.reset()
         return results
 

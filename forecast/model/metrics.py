@@ -27,6 +27,33 @@ def drift_forecast(base_close: Tensor, horizon: int) -> Tensor:
     return base_close[:, -1:] + slope[:, None] * steps
 
 
+def naive_quantile_forecast(base_close: Tensor, ratios: Tensor) -> Tensor:
+    """The naive-quantile baseline: the last base value times the training split's ratio quantiles.
+
+    ``base_close`` (B, L) dollars, ``ratios`` (Q, H) (:func:`forecast.data.baselines.naive_quantile_ratios`) →
+    ``(B, Q, H)`` dollars.
+    """
+    return base_close[:, -1, None, None] * ratios.to(base_close)
+
+
+def point_metrics() -> MetricCollection:
+    """The protocol's point metrics, float64: ``mae``, ``rmse`` (dollars), ``mape``, ``smape`` (fractions: see
+    :func:`in_percent`)."""
+    return MetricCollection(
+        {
+            "mae": MeanAbsoluteError(),
+            "rmse": MeanSquaredError(squared=False),
+            "mape": MeanAbsolutePercentageError(),
+            "smape": SymmetricMeanAbsolutePercentageError(),
+        }
+    ).set_dtype(torch.float64)
+
+
+def in_percent(values: dict[str, Tensor]) -> dict[str, Tensor]:
+    """:func:`point_metrics` results with MAPE and sMAPE in %, as the protocol reports them."""
+    return {k: v * 100 if k in ("mape", "smape") else v for k, v in values.items()}
+
+
 class ForecastMetrics(nn.Module):
     """MAE, RMSE, MAPE (%), sMAPE (%), per-step MAE and relMAE for the model, naive and drift forecasts.
 
@@ -38,19 +65,7 @@ class ForecastMetrics(nn.Module):
     def __init__(self, horizon: int) -> None:
         super().__init__()
         self.horizon = horizon
-        self.collections = nn.ModuleDict(
-            {
-                name: MetricCollection(
-                    {
-                        "mae": MeanAbsoluteError(),
-                        "rmse": MeanSquaredError(squared=False),
-                        "mape": MeanAbsolutePercentageError(),
-                        "smape": SymmetricMeanAbsolutePercentageError(),
-                    }
-                ).set_dtype(torch.float64)
-                for name in FORECASTERS
-            }
-        )
+        self.collections = nn.ModuleDict({name: point_metrics() for name in FORECASTERS})
         self.steps = nn.ModuleDict(
             {name: MeanAbsoluteError(num_outputs=horizon).set_dtype(torch.float64) for name in FORECASTERS}
         )
@@ -70,9 +85,7 @@ class ForecastMetrics(nn.Module):
     def compute(self) -> dict[str, dict[str, Tensor]]:
         results: dict[str, dict[str, Tensor]] = {}
         for name in FORECASTERS:
-            values = dict(self.collections[name].compute())
-            values["mape"] = values["mape"] * 100
-            values["smape"] = values["smape"] * 100
+            values = in_percent(dict(self.collections[name].compute()))
             values["mae_step"] = self.steps[name].compute()
             results[name] = values
         for name in FORECASTERS:

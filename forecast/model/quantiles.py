@@ -95,6 +95,18 @@ class IntervalMetrics(Metric):
             self.covered[k] += ((lower <= truth) & (truth <= upper)).double().sum(dim=0)
             self.width_sum[k] += (upper - lower).sum(dim=0)
 
+    def named(self, values: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The scalars of a :meth:`summary` by name: ``pinball_q0.1`` …, ``coverage_80``, ``width_80`` …, and
+        ``scaled_pinball`` when the baseline was given (it is NaN otherwise: decided on the synchronised values,
+        so every process logs the same names)."""
+        named = {f"pinball_{level_name(q)}": v for q, v in zip(self.levels, values["pinball"], strict=True)}
+        if not torch.isnan(values["scaled_pinball"]):
+            named["scaled_pinball"] = values["scaled_pinball"]
+        for k, (_, _, nominal) in enumerate(self.intervals):
+            named[f"coverage_{nominal}"] = values["coverage"][k]
+            named[f"width_{nominal}"] = values["width"][k]
+        return named
+
     def summary(self) -> dict[str, Tensor]:
         """:meth:`compute` with its documented shapes (torchmetrics squeezes one-element results to scalars)."""
         values = self.compute()
