@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader, Sampler
 from forecast.data.baselines import naive_quantile_ratios
 from forecast.data.errors import NotEnoughDataError
 from forecast.data.normalize import METHODS
-from forecast.data.sources import KAGGLE_DATASET, KAGGLE_FILE, choose_source, download_kaggle, load_raw
-from forecast.data.validate import clean_panel
+from forecast.data.sources import KAGGLE_DATASET, KAGGLE_FILE, choose_source, download_kaggle, load_chunks
+from forecast.data.validate import clean_chunks
 from forecast.data.windows import (
     MARKET,
     Batch,
@@ -140,7 +140,7 @@ class StockDataModule(L.LightningDataModule):
             self.hparams["source"] = source
             if source == "csv":
                 self.hparams["path"] = str(Path(hp.path).absolute())
-            raw = load_raw(
+            chunks = load_chunks(
                 source,
                 hp.path,
                 hp.cache_dir,
@@ -149,9 +149,8 @@ class StockDataModule(L.LightningDataModule):
                 hp.kaggle_dataset,
                 hp.kaggle_file,
             )
-            origin = hp.path if source == "csv" else source
             columns = [c for c in self.channels if c != MARKET]  # the market channel is derived, not read
-            frame = clean_panel(raw, columns, origin=str(origin))
+            frame = clean_chunks(chunks, columns)
             self.panel = build_panel(frame, self.channels, hp.tickers, min_length=hp.base_len + hp.horizon)
             log.info(
                 "%d tickers, %d rows, %s .. %s",
@@ -212,10 +211,11 @@ class StockDataModule(L.LightningDataModule):
         dataset = self.datasets[name]
         distributed = self.trainer is not None and self.trainer.world_size > 1
         sampler: Sampler[int] | None = None
-        if shuffle and not distributed:
-            # under DDP Lightning installs a DistributedSampler seeded by (seed, epoch); alone, ours does the same
-            sampler = EpochSeededSampler(len(dataset), self.hparams.seed)
-        elif not shuffle and distributed:
+        if shuffle:
+            # our own permutation by (seed, epoch), sharded over the DDP ranks: Lightning keeps a DistributedSampler
+            world = (self.trainer.world_size, self.trainer.global_rank) if distributed else (1, 0)
+            sampler = EpochSeededSampler(dataset, self.hparams.seed, *world)
+        elif distributed:
             # evaluation shards without padding: every window is scored exactly once across ranks
             # (Lightning's default DistributedSampler repeats windows to even out the ranks)
             sampler = UnrepeatedDistributedSampler(
@@ -224,7 +224,6 @@ class StockDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.hparams.batch_size,
-            shuffle=shuffle and sampler is None,
             sampler=sampler,
             collate_fn=collate_batch,
             num_workers=self.hparams.num_workers,

@@ -8,7 +8,8 @@ column names are matched case-insensitively among common spellings, the price co
 from __future__ import annotations
 
 import glob
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,31 @@ DATE_NAMES = ("date", "timestamp", "datetime")
 TICKER_NAMES = ("name", "ticker", "symbol")
 OPTIONAL = {"open": "Open", "high": "High", "low": "Low", "volume": "Volume"}
 DATA_SUFFIXES = (".csv", ".txt", ".gz", ".parquet")
+
+
+@dataclass
+class Chunk:
+    """Consecutive rows of one data file, in the project's schema (``Date``, ``Name``, ``Close``, ...).
+
+    Attributes:
+        origin: the file the rows come from (or ``synthetic``), for messages.
+        first_row: 1-based data row (header excluded) of the chunk's first row within that file.
+        frame: the rows, columns renamed by :func:`standardise`.
+        has_ticker: whether the file has a ticker column (else it is one ticker, named after the file).
+    """
+
+    origin: str
+    first_row: int
+    frame: pd.DataFrame
+    has_ticker: bool = True
+
+
+def several_tickers_error(origin: str) -> SchemaError:
+    """A file without a ticker column whose dates repeat."""
+    return SchemaError(
+        f"{origin}: no ticker column (Name, Ticker or Symbol) and its dates repeat: it holds several tickers "
+        "and no way to tell them apart; add a ticker column, or give one file per ticker"
+    )
 
 
 def data_files(path: str | Path) -> list[Path]:
@@ -73,17 +99,21 @@ def standardise(raw: pd.DataFrame, origin: str, price_column: str = "Close", tic
             renames[by_name[lower]] = canonical
     table = raw[list(renames)].rename(columns=renames)
     if name is None:
-        if table["Date"].duplicated().any():
-            raise SchemaError(
-                f"{origin}: no ticker column (Name, Ticker or Symbol) and its dates repeat: it holds several tickers "
-                "and no way to tell them apart; add a ticker column, or give one file per ticker"
-            )
+        if table["Date"].duplicated().any():  # within these rows; across a large file's chunks: clean_chunks
+            raise several_tickers_error(origin)
         table["Name"] = ticker or ticker_from_file(origin)
     return table
 
 
-def read_tables(path: str | Path, read: Callable[[Path], pd.DataFrame], price_column: str = "Close") -> pd.DataFrame:
-    """Read and standardise every data file ``path`` names into one table (``read(file)`` reads one file).
+def has_ticker_column(columns: Iterable[object]) -> bool:
+    """Whether a table with these column names has a ticker column."""
+    return any(str(c).strip().lower() in TICKER_NAMES for c in columns)
+
+
+def read_chunks(
+    path: str | Path, read: Callable[[Path], Iterable[pd.DataFrame]], price_column: str = "Close"
+) -> Iterator[Chunk]:
+    """Every data file ``path`` names, as standardised chunks (``read(file)`` yields one file's rows in chunks).
 
     Raises:
         DataError: ``path`` names no data file.
@@ -94,5 +124,8 @@ def read_tables(path: str | Path, read: Callable[[Path], pd.DataFrame], price_co
             f"data file not found: {path}; pass --data.path to an existing CSV, CSV.gz or Parquet file, a folder of "
             "per-ticker files, or a glob pattern that matches some"
         )
-    tables = [standardise(read(file), str(file), price_column) for file in files]
-    return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+    for file in files:
+        first_row = 1
+        for raw in read(file):
+            yield Chunk(str(file), first_row, standardise(raw, str(file), price_column), has_ticker_column(raw.columns))
+            first_row += len(raw)

@@ -9,13 +9,14 @@ import os
 import shutil
 import tempfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from forecast.data.errors import DataError, KaggleCredentialsError, SchemaError
-from forecast.data.layouts import data_files, read_tables, standardise
+from forecast.data.layouts import Chunk, data_files, read_chunks, standardise
 from forecast.data.synthetic import synthetic_panel
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 KAGGLE_DATASET = "szrlee/stock-time-series-20050101-to-20171231"
 KAGGLE_FILE = "all_stocks_2006-01-01_to_2018-01-01.csv"
 SOURCES = ("auto", "csv", "kaggle", "synthetic")
+CHUNK_ROWS = 1_000_000
 CREDENTIALS_HELP = (
     "set KAGGLE_API_TOKEN or save the token to ~/.kaggle/access_token "
     "(or the legacy ~/.kaggle/kaggle.json / KAGGLE_USERNAME and KAGGLE_KEY), "
@@ -35,18 +37,29 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("FORECAST_CACHE", Path.home() / ".cache" / "forecast"))
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV, CSV.gz or Parquet file as a raw table; one clear :class:`DataError` on failure."""
+def read_file_chunks(path: str | Path, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """Read a CSV, CSV.gz or Parquet file as raw tables of at most ``chunk_rows`` rows (default ``CHUNK_ROWS``; a
+    Parquet file: one table).
+
+    Reading in chunks keeps the memory of a large file to its parsed numbers: a whole 25 M-row CSV read at once
+    holds every date and ticker as a Python string (4 GB for 5,000 tickers x 5,000 days).
+
+    Raises:
+        DataError: no such file, or Parquet without pyarrow.
+        SchemaError: the file cannot be parsed (one line saying why), also when that shows only in a later chunk.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}; pass --data.path to an existing CSV, CSV.gz or Parquet file")
     try:
         if path.suffix == ".parquet":
             try:
-                return pd.read_parquet(path)
+                yield pd.read_parquet(path)
             except ImportError as exc:
                 raise DataError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow (or pass a CSV)") from exc
-        return pd.read_csv(path)
+            return
+        with pd.read_csv(path, chunksize=chunk_rows or CHUNK_ROWS) as reader:
+            yield from reader
     except (
         pd.errors.ParserError,
         pd.errors.EmptyDataError,
@@ -156,7 +169,7 @@ def choose_source(source: str, path: str | None) -> tuple[str, str]:
     return "synthetic", "no --data.path and no Kaggle credentials"
 
 
-def load_raw(
+def load_chunks(
     source: str,
     path: str | None,
     cache_dir: str | None,
@@ -164,13 +177,14 @@ def load_raw(
     price_column: str = "Close",
     kaggle_dataset: str = KAGGLE_DATASET,
     kaggle_pattern: str = KAGGLE_FILE,
-) -> pd.DataFrame:
-    """Load the raw table of a concrete source (``csv``, ``kaggle`` or ``synthetic``) in the project's schema."""
+) -> Iterator[Chunk]:
+    """The rows of a concrete source (``csv``, ``kaggle`` or ``synthetic``) in the project's schema, in chunks
+    (see :func:`forecast.data.validate.clean_chunks`)."""
     if source == "csv":
         if not path:
             raise DataError("source 'csv' needs a file: pass --data.path PATH")
-        return read_tables(path, read_table, price_column)
+        return read_chunks(path, read_file_chunks, price_column)
     if source == "kaggle":
         folder = download_kaggle(cache_dir, kaggle_dataset, kaggle_pattern)
-        return read_tables(folder / kaggle_pattern, read_table, price_column)
-    return standardise(synthetic_panel(**synthetic_options), "synthetic", price_column)
+        return read_chunks(folder / kaggle_pattern, read_file_chunks, price_column)
+    return iter([Chunk("synthetic", 1, standardise(synthetic_panel(**synthetic_options), "synthetic", price_column))])

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ["Date", "Open", "High", "Low", "Close", "Volume", "Name"]
+MAX_DAILY_VARIANCE = 0.1**2
 
 
 def _garch_path(rng: np.random.Generator, days: int, omega: float, alpha: float, beta: float, dof: float) -> np.ndarray:
@@ -21,7 +22,9 @@ def _garch_path(rng: np.random.Generator, days: int, omega: float, alpha: float,
     variance = omega / (1.0 - alpha - beta)  # start at the unconditional variance
     for t in range(days):
         returns[t] = np.sqrt(variance) * shocks[t]
-        variance = omega + alpha * returns[t] ** 2 + beta * variance
+        # fat-tailed shocks can start a run of ever larger moves over thousands of paths; no stock's daily
+        # volatility stays above 10%, so the variance is capped there
+        variance = min(omega + alpha * returns[t] ** 2 + beta * variance, MAX_DAILY_VARIANCE)
     return returns
 
 
@@ -60,7 +63,8 @@ def synthetic_panel(
         spread = np.abs(rng.normal(0.0, 0.006, size=days))
         high = np.maximum(open_, close) * np.exp(spread * rng.uniform(0.2, 1.0, size=days))
         low = np.minimum(open_, close) * np.exp(-spread * rng.uniform(0.2, 1.0, size=days))
-        volume = np.exp(rng.normal(15.0, 0.3, size=days) + 20.0 * np.abs(log_returns)).round()
+        # a move beyond 50% (a jump) adds no more volume: the exponent stays finite
+        volume = np.exp(rng.normal(15.0, 0.3, size=days) + 20.0 * np.minimum(np.abs(log_returns), 0.5)).round()
         frames.append(
             pd.DataFrame(
                 {

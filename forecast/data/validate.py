@@ -1,12 +1,16 @@
-"""Validation and cleaning of a raw price panel (a DataFrame in the ``Date,...,Name`` schema)."""
+"""Validation and cleaning of raw price rows (tables in the ``Date,...,Name`` schema), read in chunks."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from forecast.data.errors import BadValueError, SchemaError
+from forecast.data.layouts import Chunk, several_tickers_error
 
 log = logging.getLogger(__name__)
 
@@ -14,90 +18,164 @@ PRICE_COLUMNS = ("Open", "High", "Low", "Close")
 KNOWN_COLUMNS = ("Date", "Open", "High", "Low", "Close", "Volume", "Name")
 
 
-def _first_bad_row(mask: pd.Series) -> int:
-    """1-based data row (header excluded) of the first True in ``mask``."""
-    return int(mask.to_numpy().nonzero()[0][0]) + 1
+def _first(mask: pd.Series | np.ndarray) -> int:
+    """0-based position of the first True in ``mask``."""
+    return int(np.asarray(mask).nonzero()[0][0])
 
 
-def clean_panel(raw: pd.DataFrame, columns: list[str], origin: str) -> pd.DataFrame:
-    """Check and clean a panel, keeping ``Date``, ``Name`` and the used ``columns``.
+def _dates(column: pd.Series, origin: str, first_row: int) -> np.ndarray:
+    """A column of dates → ``datetime64[ns]`` (time zones dropped); an unparseable one is a :class:`SchemaError`."""
+    dates = pd.to_datetime(column, format="ISO8601", errors="coerce")
+    bad = dates.isna()
+    if bad.any():
+        i = _first(bad)
+        raise SchemaError(
+            f"{origin}: unparseable date {column.iloc[i]!r} in column Date at row {first_row + i}; use YYYY-MM-DD"
+        )
+    if dates.dt.tz is not None:
+        dates = dates.dt.tz_localize(None)
+    return dates.to_numpy(dtype="datetime64[ns]")
+
+
+def _numbers(frame: pd.DataFrame, column: str, origin: str, first_row: int) -> np.ndarray:
+    """A value column → float64 (NaN where empty); a non-numeric, non-positive price or negative value is an error."""
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64")
+    bad = np.isnan(values) & raw.notna().to_numpy()
+    if bad.any():
+        i = _first(bad)
+        raise SchemaError(f"{origin}: non-numeric value {raw.iloc[i]!r} in column {column} at row {first_row + i}")
+    if column in PRICE_COLUMNS:
+        bad = values <= 0
+        if bad.any():
+            i = _first(bad)
+            raise BadValueError(
+                f"{origin}: non-positive price {values[i]} in column {column} at row {first_row + i} "
+                f"(ticker {frame['Name'].iloc[i]}, {pd.Timestamp(frame['Date'].iloc[i]):%Y-%m-%d}); "
+                "fix or drop that row, or leave the column out of the input channels"
+            )
+    elif (values < 0).any():
+        raise BadValueError(f"{origin}: negative value in column {column} at row {first_row + _first(values < 0)}")
+    return values
+
+
+@dataclass
+class _Rows:
+    """The checked rows of every chunk so far, as compact arrays (a ticker is an ``int32`` code)."""
+
+    columns: list[str]
+    tickers: dict[str, int] = field(default_factory=dict)
+    codes: list[np.ndarray] = field(default_factory=list)
+    dates: list[np.ndarray] = field(default_factory=list)
+    values: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    sources: list[tuple[str, int, bool]] = field(default_factory=list)  # each chunk's origin, first_row, has_ticker
+    starts: list[int] = field(default_factory=list)  # position of each chunk's first row among all rows
+    length: int = 0
+
+    def add(self, chunk: Chunk) -> None:
+        frame, origin, first_row = chunk.frame, chunk.origin, chunk.first_row
+        missing = [c for c in ("Date", "Name", *self.columns) if c not in frame.columns]
+        if missing:
+            raise SchemaError(
+                f"{origin}: missing column(s) {', '.join(missing)}; expected {','.join(KNOWN_COLUMNS)} "
+                f"(found {','.join(map(str, frame.columns))})"
+            )
+        names = frame["Name"]
+        if names.isna().any():
+            raise SchemaError(f"{origin}: empty ticker in column Name at row {first_row + _first(names.isna())}")
+        local, uniques = pd.factorize(names.astype(str))
+        lookup = np.array([self.tickers.setdefault(name, len(self.tickers)) for name in uniques], dtype=np.int32)
+        self.dates.append(_dates(frame["Date"], origin, first_row))
+        for column in self.columns:
+            self.values.setdefault(column, []).append(_numbers(frame, column, origin, first_row))
+        self.codes.append(lookup[local])
+        self.sources.append((origin, first_row, chunk.has_ticker))
+        self.starts.append(self.length)
+        self.length += len(frame)
+
+    def origins(self) -> str:
+        """The files read, for a message: their names, or how many when there are more than three."""
+        files = list(dict.fromkeys(origin for origin, _, _ in self.sources))
+        return ", ".join(files) if len(files) <= 3 else f"{len(files)} files"
+
+    def where(self, position: int) -> tuple[str, int, bool]:
+        """The file of the row at ``position`` among all rows, its 1-based row there, and whether the file has a
+        ticker column."""
+        k = int(np.searchsorted(self.starts, position, side="right")) - 1
+        origin, first_row, has_ticker = self.sources[k]
+        return origin, first_row + position - self.starts[k], has_ticker
+
+
+def clean_chunks(chunks: Iterable[Chunk], columns: list[str]) -> pd.DataFrame:
+    """Check and clean rows read in chunks, keeping ``Date``, ``Name`` and the used ``columns``.
+
+    Each chunk is checked and turned into compact arrays as it arrives, so memory holds the numbers and not the
+    text they were read from (about 20 bytes a row for one price column).
 
     Args:
-        raw: the table as read, one row per (Name, Date), any order.
+        chunks: the rows, in the project's schema, one row per (Name, Date), any order; from one or many files.
         columns: the value columns used (``Close`` is always used: it is the target).
-        origin: where the data came from, for messages (a path, ``kaggle``, ``synthetic``).
 
     Returns:
-        Rows sorted by (Name, Date) with ``Date`` as datetime64, used columns as float64, NaNs forward-filled
-        within each ticker and leading NaNs dropped.
+        Rows sorted by (Name, Date): ``Date`` datetime64[ns], ``Name`` categorical (categories sorted), used columns
+        float64; NaNs forward-filled within each ticker and leading NaNs dropped.
 
     Raises:
-        SchemaError: a missing column, an unparseable date, a non-numeric value, a missing ticker name.
+        SchemaError: a missing column, an unparseable date, a non-numeric value, a missing ticker name, a file with
+            no ticker column whose dates repeat. Messages name the file and its 1-based data row.
         BadValueError: a duplicate (Name, Date) row or a non-positive price in a used price column.
     """
     used = list(dict.fromkeys([*columns, "Close"]))
-    missing = [c for c in ("Date", "Name", *used) if c not in raw.columns]
-    if missing:
-        raise SchemaError(
-            f"{origin}: missing column(s) {', '.join(missing)}; expected {','.join(KNOWN_COLUMNS)} "
-            f"(found {','.join(map(str, raw.columns))})"
-        )
-    frame = raw.reset_index(drop=True)[["Date", "Name", *used]].copy()
+    rows = _Rows(used)
+    for chunk in chunks:
+        rows.add(chunk)
+    names = sorted(rows.tickers)
+    # codes in the sorted names' order, so that sorting by code sorts by name
+    rank = np.empty(len(names), dtype=np.int32)
+    rank[[rows.tickers[name] for name in names]] = np.arange(len(names), dtype=np.int32)
+    codes = rank[np.concatenate(rows.codes)] if rows.codes else np.empty(0, np.int32)
+    dates = np.concatenate(rows.dates) if rows.dates else np.empty(0, "datetime64[ns]")
+    rows.codes.clear()
+    rows.dates.clear()
 
-    if frame["Name"].isna().any():
-        raise SchemaError(f"{origin}: empty ticker in column Name at row {_first_bad_row(frame['Name'].isna())}")
-    frame["Name"] = frame["Name"].astype(str)
-
-    dates = pd.to_datetime(frame["Date"], format="ISO8601", errors="coerce")
-    bad = dates.isna()
-    if bad.any():
-        row = _first_bad_row(bad)
-        raise SchemaError(
-            f"{origin}: unparseable date {frame['Date'].iloc[row - 1]!r} in column Date at row {row}; use YYYY-MM-DD"
-        )
-    frame["Date"] = dates.dt.tz_localize(None) if dates.dt.tz is not None else dates
-
-    for column in used:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() & frame[column].notna()
-        if bad.any():
-            row = _first_bad_row(bad)
-            raise SchemaError(
-                f"{origin}: non-numeric value {frame[column].iloc[row - 1]!r} in column {column} at row {row}"
-            )
-        frame[column] = values.astype("float64")
-        if column in PRICE_COLUMNS:
-            bad = frame[column] <= 0
-            if bad.any():
-                row = _first_bad_row(bad)
-                raise BadValueError(
-                    f"{origin}: non-positive price {frame[column].iloc[row - 1]} in column {column} at row {row} "
-                    f"(ticker {frame['Name'].iloc[row - 1]}, {frame['Date'].iloc[row - 1]:%Y-%m-%d}); "
-                    "fix or drop that row, or leave the column out of the input channels"
-                )
-        elif (frame[column] < 0).any():
-            row = _first_bad_row(frame[column] < 0)
-            raise BadValueError(f"{origin}: negative value in column {column} at row {row}")
-
-    duplicated = frame.duplicated(["Name", "Date"])
-    if duplicated.any():
-        row = _first_bad_row(duplicated)
+    in_order = (codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (dates[1:] > dates[:-1]))
+    order = None if in_order.all() else np.lexsort((dates, codes))  # stable: equal keys keep the file order
+    if order is not None:
+        codes, dates = codes[order], dates[order]
+        in_order = (codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (dates[1:] > dates[:-1]))
+    if not in_order.all():  # sorted, so the only way left to be out of order is a repeated (Name, Date)
+        repeats = np.flatnonzero(~in_order) + 1  # the later row of each pair, in the sorted order
+        in_files = repeats if order is None else order[repeats]
+        first = int(np.argmin(in_files))  # the repeat that comes first in the files
+        origin, row, has_ticker = rows.where(int(in_files[first]))
+        if not has_ticker:
+            raise several_tickers_error(origin)
         raise BadValueError(
-            f"{origin}: duplicate row for ticker {frame['Name'].iloc[row - 1]} on "
-            f"{frame['Date'].iloc[row - 1]:%Y-%m-%d} at row {row}; keep one row per (Name, Date)"
+            f"{origin}: duplicate row for ticker {names[codes[repeats[first]]]} on "
+            f"{pd.Timestamp(dates[repeats[first]]):%Y-%m-%d} at row {row}; keep one row per (Name, Date)"
         )
+    del in_order
+    data: dict[str, object] = {"Date": dates, "Name": pd.Categorical.from_codes(codes, categories=names)}
+    for column in used:
+        values = np.concatenate(rows.values.pop(column)) if rows.length else np.empty(0)
+        data[column] = values if order is None else values[order]
+    frame = pd.DataFrame(data, copy=False)
 
-    frame = frame.sort_values(["Name", "Date"], kind="stable").reset_index(drop=True)
     n_missing = int(frame[used].isna().sum().sum())
     if n_missing:
-        frame[used] = frame.groupby("Name", sort=False)[used].ffill()
+        frame[used] = frame.groupby("Name", sort=False, observed=True)[used].ffill()
         leading = frame[used].isna().any(axis=1)
         log.info(
             "%s: forward-filled %d missing value(s) in %s within their ticker; dropped %d leading row(s)",
-            origin,
+            rows.origins(),
             n_missing - int(frame.loc[leading, used].isna().sum().sum()),
             ",".join(used),
             int(leading.sum()),
         )
         frame = frame.loc[~leading].reset_index(drop=True)
     return frame
+
+
+def clean_panel(raw: pd.DataFrame, columns: list[str], origin: str) -> pd.DataFrame:
+    """:func:`clean_chunks` of one table already in memory (``origin`` names it in messages)."""
+    return clean_chunks([Chunk(origin, 1, raw)], columns)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, DistributedSampler
 
 from forecast.data.errors import DataError, NotEnoughDataError, UnknownTickerError
 from forecast.data.normalize import normalise, window_stats
@@ -33,7 +34,7 @@ class Panel:
         names: ticker names ``(K,)``.
         offsets: row offsets ``(K + 1,)``.
         values: input channels ``(T, C)``, float64, dollars (``Volume`` as ``log1p(volume)``).
-        close: the target channel ``(T,)``, float64, dollars.
+        close: the target channel ``(T,)``, float64, dollars (a view of ``values``' ``Close`` column).
         dates: trading day of each row ``(T,)``, ``datetime64[D]``.
         channels: channel names, in order.
     """
@@ -68,7 +69,8 @@ def market_level(frame: pd.DataFrame) -> pd.Series:
 
 
 def build_panel(frame: pd.DataFrame, channels: list[str], tickers: list[str] | None, min_length: int) -> Panel:
-    """Turn a cleaned, (Name, Date)-sorted frame into a :class:`Panel`.
+    """Turn a cleaned frame (:func:`forecast.data.validate.clean_chunks`: sorted by Name, then Date) into a
+    :class:`Panel`.
 
     Tickers shorter than ``min_length`` rows are dropped with a warning.
 
@@ -79,39 +81,42 @@ def build_panel(frame: pd.DataFrame, channels: list[str], tickers: list[str] | N
     if MARKET in channels:
         # before the ticker selection: the market is every ticker in the data, whichever ones are modelled
         frame = frame.assign(**{MARKET: market_level(frame)})
-    available = sorted(frame["Name"].unique())
+    codes, names = pd.factorize(frame["Name"], sort=True)  # codes follow the sorted names
+    if len(codes) and (np.diff(codes) < 0).any():
+        raise ValueError("build_panel needs rows sorted by Name, then Date (clean_chunks returns them so)")
+    available = [str(name) for name in names]
+    lengths = np.bincount(codes, minlength=len(available))
     if tickers:
         unknown = [t for t in tickers if t not in set(available)]
         if unknown:
             raise UnknownTickerError(f"unknown ticker(s) {', '.join(unknown)}; available: {' '.join(available)}")
-        frame = frame[frame["Name"].isin(tickers)]
-    lengths = frame.groupby("Name", sort=True).size()
-    short = lengths[lengths < min_length]
-    if len(short):
+    selected = np.isin(available, tickers) if tickers else np.ones(len(available), dtype=bool)
+    keep = selected & (lengths >= min_length)
+    short = [(available[k], int(lengths[k])) for k in np.flatnonzero(selected & ~keep)]
+    if short:
         log.warning(
             "dropping %d ticker(s) with fewer than %d days (base + horizon): %s",
             len(short),
             min_length,
-            ", ".join(f"{name} ({n})" for name, n in short.items()),
+            ", ".join(f"{name} ({n})" for name, n in short),
         )
-        frame = frame[~frame["Name"].isin(short.index)]
-    if frame.empty:
+    if not keep.any():
         raise NotEnoughDataError(
             f"no ticker has the {min_length} days one window needs (base_len + horizon); "
             "use shorter windows or more data"
         )
-    frame = frame.sort_values(["Name", "Date"], kind="stable")
-    names = sorted(frame["Name"].unique())
-    counts = frame.groupby("Name", sort=True).size().loc[names].to_numpy()
+    if not keep.all():
+        frame = frame[keep[codes]]
     values = frame[channels].to_numpy(dtype=np.float64, copy=True)
     for i, channel in enumerate(channels):
         if channel == "Volume":  # volumes span orders of magnitude: model their logarithm
             values[:, i] = np.log1p(values[:, i])
+    values_tensor = torch.from_numpy(values)
     return Panel(
-        names=names,
-        offsets=np.concatenate([[0], np.cumsum(counts)]),
-        values=torch.from_numpy(values),
-        close=torch.from_numpy(frame["Close"].to_numpy(dtype=np.float64, copy=True)),
+        names=[name for name, ok in zip(available, keep, strict=True) if ok],
+        offsets=np.concatenate([[0], np.cumsum(lengths[keep])]),
+        values=values_tensor,
+        close=values_tensor[:, channels.index("Close")],  # a view: the target is an input channel, untransformed
         dates=frame["Date"].to_numpy().astype("datetime64[D]"),
         channels=list(channels),
     )
@@ -290,27 +295,26 @@ def next_sessions(origins: np.ndarray, horizon: int, calendar: str) -> np.ndarra
     return days[after[:, None] + np.arange(horizon)]
 
 
-class EpochSeededSampler(Sampler[int]):
-    """A random permutation that depends only on ``(seed, epoch)``.
+class EpochSeededSampler(DistributedSampler):
+    """A random permutation of the windows that depends only on ``(seed, epoch)``, sharded over ``num_replicas``.
 
     Lightning calls ``set_epoch`` each epoch, so a run resumed from a checkpoint draws the same batches as an
-    uninterrupted one (``RandomSampler`` would depend on the global RNG state instead).
+    uninterrupted one (``RandomSampler`` would depend on the global RNG state instead). Under DDP each rank takes
+    every ``num_replicas``-th window of the same permutation, padded like ``DistributedSampler``; being one,
+    Lightning keeps it. The permutation stays a tensor (8 bytes a window) and is handed out a slice at a time:
+    ``DistributedSampler`` makes it a Python list, 36 bytes a window (900 MB for 25 M windows), on every rank.
     """
 
-    def __init__(self, length: int, seed: int) -> None:
-        self.length = length
-        self.seed = seed
-        self.epoch = 0
+    def __init__(self, dataset: Dataset, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=generator).tolist())
+        order = torch.randperm(len(self.dataset), generator=generator)  # type: ignore[arg-type]
+        if self.total_size > len(order):  # every rank gets as many windows: repeat the first few
+            order = torch.cat([order, order[: self.total_size - len(order)]])
+        for part in order[self.rank : self.total_size : self.num_replicas].split(1 << 16):
+            yield from part.tolist()
 
 
 def collate_batch(batch: Batch) -> Batch:
