@@ -139,6 +139,8 @@ def test_quantile_columns_are_scored_for_coverage_and_pinball():
         (lambda f: f.drop(index=3), "windows in the file"),
         (lambda f: f.assign(target_date=f["target_date"].where(f.index != 0, "2021-01-03")), "target dates"),
         (lambda f: f.assign(origin_date=f["origin_date"].where(f.index != 0, "1999-01-01")), "no day 1999-01-01"),
+        (lambda f: f.assign(Name=f["Name"].where(f.index != 0, "ZZZ")), "ZZZ has no day"),
+        (lambda f: f.assign(step=f["step"].where(f.index != 0, 2)), "each step 1 .. 2 exactly once"),
         (lambda f: pd.concat([f, f.iloc[:2]], ignore_index=True), "windows in the file"),
     ],
 )
