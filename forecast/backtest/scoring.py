@@ -57,6 +57,11 @@ class FoldScore:
         return {name: values["rel_mae"] for name, values in self.metrics.items()}
 
 
+def _days(column: pd.Series) -> np.ndarray:
+    """A column of ``YYYY-MM-DD`` dates as ``datetime64[D]``; NaT where a value is not a date."""
+    return pd.to_datetime(column.astype(str), format="ISO8601", errors="coerce").to_numpy().astype("datetime64[D]")
+
+
 def _origin_rows(panel: Panel, frame: pd.DataFrame) -> np.ndarray:
     """Row in the panel of each prediction's (Name, origin_date); -1 where there is none.
 
@@ -67,9 +72,9 @@ def _origin_rows(panel: Panel, frame: pd.DataFrame) -> np.ndarray:
     panel_keys = (owner << 32) + panel.dates.astype(np.int64)  # days since 1970: |days| < 2**31
     del owner
     ticker = frame["Name"].astype(str).map({name: k for k, name in enumerate(panel.names)})
-    days = pd.to_datetime(frame["origin_date"].astype(str), format="ISO8601", errors="coerce")
-    valid = (ticker.notna() & days.notna()).to_numpy()
-    keys = (ticker.fillna(0).to_numpy(np.int64) << 32) + days.to_numpy().astype("datetime64[D]").astype(np.int64)
+    days = _days(frame["origin_date"])
+    valid = ticker.notna().to_numpy() & ~np.isnat(days)
+    keys = (ticker.fillna(0).to_numpy(np.int64) << 32) + days.astype(np.int64)
     position = np.minimum(np.searchsorted(panel_keys, keys), len(panel_keys) - 1)
     return np.where(valid & (panel_keys[position] == keys), position, -1)
 
@@ -101,7 +106,7 @@ def fold_forecasts(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, bas
     if (np.bincount(cell, minlength=len(expected) * horizon) != 1).any():
         raise BacktestError(f"{where}: each window needs each step 1 .. {horizon} exactly once")
     target_rows = rows + steps
-    named = np.datetime_as_string(panel.dates[target_rows]) != predictions["target_date"].astype(str).to_numpy()
+    named = panel.dates[target_rows] != _days(predictions["target_date"])
     if named.any():
         raise BacktestError(f"{where}: {int(named.sum())} target dates are not the ticker's trading days after origin")
 
