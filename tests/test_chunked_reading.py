@@ -130,3 +130,28 @@ def test_synthetic_volatility_is_capped_after_a_huge_shock():
     assert returns[0] > 10  # the shock itself goes through
     np.testing.assert_allclose(returns[1], np.sqrt(MAX_DAILY_VARIANCE))  # the volatility after it is capped at 10%
     assert np.isfinite(returns).all()
+
+
+def test_predictions_written_a_slice_of_windows_at_a_time_equal_one_table(monkeypatch):
+    import io
+
+    from forecast.callbacks import prediction_writer
+    from forecast.callbacks.prediction_writer import CSVPredictionWriter, prediction_frame
+
+    dm = StockDataModule(source="synthetic", synthetic_tickers=3, horizon=4)
+    dm.setup("test")
+    dataset = dm.datasets["test"]
+    index = np.arange(len(dataset))
+    forecast = np.random.default_rng(0).uniform(10, 20, size=(len(index), 4))
+    quantiles = np.stack([forecast - 1, forecast, forecast + 1], axis=1)
+    whole = prediction_frame(dataset, index, forecast, quantiles, [0.1, 0.5, 0.9])
+    monkeypatch.setattr(prediction_writer, "WINDOWS_PER_WRITE", 7)  # hundreds of slices, the last one short
+    handle = io.StringIO()
+    rows, targets = CSVPredictionWriter._write_rows(handle, dataset, index, forecast, quantiles, [0.1, 0.5, 0.9])
+    assert handle.getvalue() == whole.to_csv(index=False, float_format="%.6f")
+    assert rows == len(whole) == len(index) * 4
+    assert (min(targets), max(targets)) == (whole["target_date"].min(), whole["target_date"].max())
+    # the metadata of each window, straight from the panel: its ticker and last base day
+    tickers, origins = dataset.origins(index[[0, -1]])
+    batch = dataset.__getitems__([0, len(index) - 1])
+    assert list(tickers) == batch["ticker"] and [str(d) for d in origins] == batch["origin_date"]

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecast.atomic import write_atomic
 from forecast.backtest.dm import diebold_mariano
 from forecast.backtest.scoring import BASELINES, FoldScore
 from forecast.plots import pyplot
@@ -265,21 +266,14 @@ def validation_markdown(result: dict[str, Any], title: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, write: Any) -> None:
-    """``write(tmp_path)`` then rename: a killed run never leaves half a report."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
-
-
 def write(out: Path, result: dict[str, Any], title: dict[str, str]) -> None:
-    _write_atomic(out / "backtest.json", lambda p: p.write_text(json.dumps(result, indent=2)))
-    _write_atomic(out / "backtest.md", lambda p: p.write_text(markdown(result, title)))
+    write_atomic(out / "backtest.json", lambda p: p.write_text(json.dumps(result, indent=2)))
+    write_atomic(out / "backtest.md", lambda p: p.write_text(markdown(result, title)))
     fig = figure(result, f"{title['title']}: relMAE per year, DM p-value against naive")
-    _write_atomic(out / "backtest.png", lambda p: fig.savefig(p, dpi=120, format="png"))
+    write_atomic(out / "backtest.png", lambda p: fig.savefig(p, dpi=120, format="png"))
     pyplot().close(fig)
 
 
 def write_validation(out: Path, result: dict[str, Any], title: dict[str, str]) -> None:
-    _write_atomic(out / "backtest.json", lambda p: p.write_text(json.dumps(result, indent=2)))
-    _write_atomic(out / "backtest.md", lambda p: p.write_text(validation_markdown(result, title)))
+    write_atomic(out / "backtest.json", lambda p: p.write_text(json.dumps(result, indent=2)))
+    write_atomic(out / "backtest.md", lambda p: p.write_text(validation_markdown(result, title)))

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import lightning as L
 import numpy as np
@@ -16,11 +15,13 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from forecast.atomic import write_atomic
 from forecast.model.quantiles import level_name
 
 log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = ["Name", "origin_date", "target_date", "step", "forecast"]
+WINDOWS_PER_WRITE = 100_000
 
 
 class CSVPredictionWriter(BasePredictionWriter):
@@ -29,8 +30,8 @@ class CSVPredictionWriter(BasePredictionWriter):
 
     Each rank saves its windows (index and dollar forecasts) to a part file; after a barrier, rank 0 merges
     the parts, keeps every window exactly once (a distributed sampler may repeat some to even out ranks),
-    sorts by window index, and renames a finished temporary file into ``output``. A crash leaves no
-    half-written file at ``output``.
+    sorts by window index, and writes ``output`` atomically (:func:`forecast.atomic.write_atomic`). A crash leaves
+    no half-written file at ``output``.
     """
 
     def __init__(self, output: str | os.PathLike[str]) -> None:
@@ -88,6 +89,32 @@ class CSVPredictionWriter(BasePredictionWriter):
                 shutil.rmtree(self._parts_dir, ignore_errors=True)
         trainer.strategy.barrier("prediction-writer-done")
 
+    @staticmethod
+    def _write_rows(
+        handle: TextIO,
+        dataset: Any,
+        index: np.ndarray,
+        forecast: np.ndarray,
+        quantiles: np.ndarray | None,
+        levels: list[float] | None,
+    ) -> tuple[int, list[str]]:
+        """Write the CSV rows of windows ``index`` to ``handle``: the number of rows and the first and last target
+        dates of each slice written.
+
+        A slice of windows at a time: the rows of a large universe's test years (tens of millions) would take
+        gigabytes as one table of strings.
+        """
+        rows, targets = 0, []
+        for start in range(0, max(len(index), 1), WINDOWS_PER_WRITE):
+            window = slice(start, start + WINDOWS_PER_WRITE)
+            frame = prediction_frame(
+                dataset, index[window], forecast[window], None if quantiles is None else quantiles[window], levels
+            )
+            frame.to_csv(handle, index=False, float_format="%.6f", header=start == 0)
+            rows += len(frame)
+            targets += [frame["target_date"].min(), frame["target_date"].max()] if len(frame) else []
+        return rows, targets
+
     def _merge(self, trainer: L.Trainer, parts_dir: Path) -> None:
         parts = [torch.load(path, weights_only=True) for path in sorted(parts_dir.glob("rank*.pt"))]
         index = torch.cat([p["index"] for p in parts]).numpy()
@@ -105,18 +132,19 @@ class CSVPredictionWriter(BasePredictionWriter):
         dataset = datamodule.datasets["predict"]
         if len(index) != len(dataset):
             raise RuntimeError(f"prediction writer: got {len(index)} windows of {len(dataset)}; some rank lost data")
-        frame = prediction_frame(dataset, index, forecast, quantiles, levels)
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=self.output.parent, prefix=f".{self.output.name}.", suffix=".tmp", delete=False
-        ) as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.6f")
-        os.replace(tmp.name, self.output)
+
+        def write(tmp: Path) -> tuple[int, list[str]]:
+            with tmp.open("w", newline="") as handle:
+                return self._write_rows(handle, dataset, index, forecast, quantiles, levels)
+
+        rows, targets = write_atomic(self.output, write)
+        tickers, origins = dataset.origins(index)
         self.summary = {
-            "rows": len(frame),
-            "tickers": frame["Name"].nunique(),
-            "origins": (frame["origin_date"].min(), frame["origin_date"].max()) if len(frame) else ("", ""),
-            "targets": (frame["target_date"].min(), frame["target_date"].max()) if len(frame) else ("", ""),
+            "rows": rows,
+            "tickers": len(np.unique(tickers)),
+            "origins": (str(origins.min()), str(origins.max())) if len(index) else ("", ""),
+            "targets": (min(targets), max(targets)) if targets else ("", ""),
             "path": str(self.output),
         }
 
@@ -131,11 +159,11 @@ def prediction_frame(
     """Rows ``Name,origin_date,target_date,step,forecast`` for windows ``index`` (N,) with forecasts (N, H), and
     with ``quantiles`` (N, Q, H) one more column per level (``q0.1``, ...; dollars)."""
     horizon = forecast.shape[1] if forecast.ndim == 2 else dataset.horizon
-    meta = dataset.__getitems__(index.tolist()) if len(index) else {"ticker": [], "origin_date": []}
+    tickers, origins = dataset.origins(index)
     target_dates = dataset.target_dates(index).astype(str)
     columns = {
-        "Name": np.repeat(meta["ticker"], horizon),
-        "origin_date": np.repeat(meta["origin_date"], horizon),
+        "Name": np.repeat(tickers, horizon),
+        "origin_date": np.repeat(origins.astype(str), horizon),
         "target_date": target_dates.reshape(-1),
         "step": np.tile(np.arange(1, horizon + 1), len(index)),
         "forecast": forecast.reshape(-1),

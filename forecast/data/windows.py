@@ -250,6 +250,13 @@ class WindowDataset(Dataset[Batch]):
             batch["y"] = normalise(target[:, None, :], target_loc, target_scale, self.normalisation).float()
         return batch
 
+    def origins(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ticker names ``(N,)`` (object) and origin dates ``(N,)`` (``datetime64[D]``, the last base day) of
+        windows ``indices``, without gathering their prices."""
+        starts = self.starts.numpy()[indices]
+        names = np.asarray(self.panel.names, dtype=object)
+        return names[self.panel.ticker_of(starts)], self.panel.dates[starts + self.base_len - 1]
+
     def target_dates(self, indices: np.ndarray) -> np.ndarray:
         """Calendar dates ``(N, horizon)`` of each window's target days (``datetime64[D]``).
 
