@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 import yaml
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -288,6 +288,15 @@ class ForecastCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._check_data("fit")
+        if self.trainer.limit_val_batches == 0:
+            # Lightning would fail only after the first training epoch, in the early-stopping callback
+            stoppers = [c for c in self.trainer.callbacks if isinstance(c, EarlyStopping)]
+            if stoppers:
+                raise ConfigError(
+                    f"--trainer.limit_val_batches 0 turns validation off, but EarlyStopping monitors "
+                    f"{stoppers[0].monitor}, a validation metric; keep some validation (e.g. "
+                    "--trainer.limit_val_batches 1) or use a config without EarlyStopping"
+                )
 
     def before_validate(self) -> None:
         self._check_data("validate")
@@ -319,6 +328,11 @@ class ForecastCLI(LightningCLI):
         if self.trainer.interrupted or self.datamodule.hparams.split != "date" or not self.config.fit.test_after_fit:
             return
         best, _ = checkpoint_paths(self.trainer)
+        if not best:
+            log.warning(
+                "no validation score was recorded (is validation off?), so there is no best checkpoint: "
+                "the test scores the weights of the last training step"
+            )
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
 
 

@@ -179,3 +179,15 @@ def test_an_unexpected_exception_is_an_internal_failure_not_a_user_error(tmp_pat
     last = _internal_failure(tmp_path, monkeypatch, "member_forecasts", broken_forward)
     assert "internal failure in fit" in last and "ValueError: shapes (3, 4) and (5,) do not match" in last
     assert "report it with the traceback above" in last
+
+
+def test_validation_off_beside_early_stopping_is_one_line_before_training(tmp_path):
+    stopper = "--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping"
+    result = _fit(tmp_path, stopper, "--trainer.callbacks.monitor=val/mae", "--trainer.limit_val_batches", "0")
+    _assert_clean_failure(result, "--trainer.limit_val_batches 0 turns validation off, but EarlyStopping", tmp_path)
+
+
+def test_validation_off_says_the_test_scores_the_last_weights(tmp_path):
+    result = _fit(tmp_path, "--trainer.limit_val_batches", "0", "--trainer.max_epochs", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no best checkpoint: the test scores the weights of the last training step" in result.stderr
