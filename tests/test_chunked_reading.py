@@ -43,6 +43,31 @@ def test_chunked_read_equals_one_read(tmp_path, small_panel, monkeypatch):
     np.testing.assert_array_equal(chunked.values[:, 1].numpy(), np.log1p(expected["Volume"].to_numpy()))
 
 
+def _split_blocks(frame: pd.DataFrame) -> pd.DataFrame:
+    # SYN01's last half first, then everything else: tickers out of order and one ticker in two blocks
+    late = (frame["Name"] == "SYN01") & (frame["Date"] > frame["Date"].median())
+    return pd.concat([frame[late], frame[~late]])
+
+
+@pytest.mark.parametrize(
+    "arrange",
+    [
+        lambda f: f.sort_values(["Date", "Name"]),  # interleaved by date, as many merged files are
+        lambda f: f.sort_values(["Name", "Date"], ascending=[False, True]),  # tickers in another order
+        _split_blocks,
+        lambda f: f.sample(frac=1.0, random_state=1),  # no order at all
+    ],
+)
+def test_any_row_order_gives_the_panel_sorted_by_ticker_and_date(tmp_path, small_panel, arrange):
+    path = tmp_path / "arranged.csv"
+    arrange(small_panel).to_csv(path, index=False)
+    panel = _panel(path, channels=("Close", "Volume"))
+    expected = small_panel.sort_values(["Name", "Date"])
+    np.testing.assert_array_equal(panel.close.numpy(), expected["Close"].to_numpy())
+    np.testing.assert_array_equal(panel.dates, expected["Date"].to_numpy().astype("datetime64[D]"))
+    np.testing.assert_array_equal(panel.values[:, 1].numpy(), np.log1p(expected["Volume"].to_numpy()))
+
+
 @pytest.mark.parametrize(
     ("row", "text", "error", "message"),
     [
