@@ -113,6 +113,7 @@ class StockDataModule(L.LightningDataModule):
         self.channels = channels
         self.panel: Panel | None = None
         self.datasets: dict[str, WindowDataset] = {}
+        self._naive_ratios: dict[tuple[float, ...], np.ndarray] = {}
 
     @property
     def in_channels(self) -> int:
@@ -254,7 +255,11 @@ class StockDataModule(L.LightningDataModule):
         split's days (``train_end``); None for the tutorial's random split, which has no training end date."""
         if self.hparams.split != "date":
             return None
-        return naive_quantile_ratios(self.load_panel(), self.hparams.train_end, levels, self.hparams.horizon)
+        key = tuple(levels)
+        if key not in self._naive_ratios:  # the model asks at each stage (fit, then test); 10 s at 25 M rows
+            hp = self.hparams
+            self._naive_ratios[key] = naive_quantile_ratios(self.load_panel(), hp.train_end, levels, hp.horizon)
+        return self._naive_ratios[key]
 
     def target_dates(self, indices: np.ndarray) -> np.ndarray:
         """Target dates ``(N, horizon)`` of the predict set's windows ``indices``."""
