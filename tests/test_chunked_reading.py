@@ -180,3 +180,16 @@ def test_predictions_written_a_slice_of_windows_at_a_time_equal_one_table(monkey
     tickers, origins = dataset.origins(index[[0, -1]])
     batch = dataset.__getitems__([0, len(index) - 1])
     assert list(tickers) == batch["ticker"] and [str(d) for d in origins] == batch["origin_date"]
+
+
+def test_a_ticker_of_digits_is_one_ticker_in_every_chunk(tmp_path, two_row_chunks):
+    # pandas types each chunk alone: 0700 would be the number 700 in a chunk of digits and "0700" beside letters
+    days = pd.bdate_range("2020-01-01", periods=4).strftime("%Y-%m-%d")
+    rows = [f"{d},{10 + i},0700" for i, d in enumerate(days)] + [f"{d},{20 + i},ABC" for i, d in enumerate(days)]
+    rows[2], rows[4] = rows[4], rows[2]  # the second chunk mixes 0700 with ABC
+    path = tmp_path / "hk.csv"
+    path.write_text("Date,Close,Name\n" + "\n".join(rows) + "\n")
+    panel = StockDataModule(source="csv", path=str(path), base_len=2, horizon=1).load_panel()
+    assert panel.names == ["0700", "ABC"]
+    np.testing.assert_array_equal(panel.offsets, [0, 4, 8])
+    np.testing.assert_array_equal(panel.close.numpy()[:4], [10, 11, 12, 13])
