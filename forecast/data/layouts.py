@@ -66,6 +66,13 @@ def ticker_from_file(path: str | Path) -> str:
     return Path(path).name.split(".")[0].upper()
 
 
+def find_column(columns: Iterable[object], spellings: Iterable[str]) -> object | None:
+    """The column of ``columns`` named by the first of ``spellings`` (lower case) that one of them matches, compared
+    case-insensitively and without surrounding spaces; None when none does."""
+    by_name = {str(c).strip().lower(): c for c in columns}
+    return next((by_name[n] for n in spellings if n in by_name), None)
+
+
 def standardise(raw: pd.DataFrame, origin: str, price_column: str = "Close", ticker: str | None = None) -> pd.DataFrame:
     """Rename ``raw``'s columns to the project's schema; give a ticker-less table its ticker.
 
@@ -80,34 +87,29 @@ def standardise(raw: pd.DataFrame, origin: str, price_column: str = "Close", tic
         SchemaError: no date or price column (the message lists the columns found), or a ticker-less table whose
             dates repeat (several tickers and no way to tell them apart).
     """
-    by_name = {str(c).strip().lower(): c for c in raw.columns}
     found = ", ".join(map(str, raw.columns))
-    date = next((by_name[n] for n in DATE_NAMES if n in by_name), None)
+    date = find_column(raw.columns, DATE_NAMES)
     if date is None:
         raise SchemaError(f"{origin}: no date column (looked for Date, Timestamp, Datetime); found columns: {found}")
-    price = by_name.get(price_column.strip().lower())
+    price = find_column(raw.columns, [price_column.strip().lower()])
     if price is None:
         raise SchemaError(
             f"{origin}: no {price_column!r} column; found columns: {found}; choose one with --data.price_column"
         )
     renames = {date: "Date", price: "Close"}
-    name = next((by_name[n] for n in TICKER_NAMES if n in by_name), None)
+    name = find_column(raw.columns, TICKER_NAMES)
     if name is not None:
         renames[name] = "Name"
     for lower, canonical in OPTIONAL.items():
-        if lower in by_name and by_name[lower] not in renames:
-            renames[by_name[lower]] = canonical
+        column = find_column(raw.columns, [lower])
+        if column is not None and column not in renames:
+            renames[column] = canonical
     table = raw[list(renames)].rename(columns=renames)
     if name is None:
         if table["Date"].duplicated().any():  # within these rows; across a large file's chunks: clean_chunks
             raise several_tickers_error(origin)
         table["Name"] = ticker or ticker_from_file(origin)
     return table
-
-
-def has_ticker_column(columns: Iterable[object]) -> bool:
-    """Whether a table with these column names has a ticker column."""
-    return any(str(c).strip().lower() in TICKER_NAMES for c in columns)
 
 
 def read_chunks(
@@ -127,5 +129,6 @@ def read_chunks(
     for file in files:
         first_row = 1
         for raw in read(file):
-            yield Chunk(str(file), first_row, standardise(raw, str(file), price_column), has_ticker_column(raw.columns))
+            has_ticker = find_column(raw.columns, TICKER_NAMES) is not None
+            yield Chunk(str(file), first_row, standardise(raw, str(file), price_column), has_ticker)
             first_row += len(raw)

@@ -16,7 +16,15 @@ from typing import Any
 import pandas as pd
 
 from forecast.data.errors import DataError, KaggleCredentialsError, SchemaError
-from forecast.data.layouts import DATE_NAMES, TICKER_NAMES, Chunk, data_files, read_chunks, standardise
+from forecast.data.layouts import (
+    DATE_NAMES,
+    TICKER_NAMES,
+    Chunk,
+    data_files,
+    find_column,
+    read_chunks,
+    standardise,
+)
 from forecast.data.synthetic import synthetic_panel
 
 log = logging.getLogger(__name__)
@@ -61,7 +69,7 @@ def read_file_chunks(path: str | Path, chunk_rows: int | None = None) -> Iterato
         # tickers and dates as text in every chunk: pandas infers each chunk's types on its own, and a ticker
         # such as 0700 would be the number 700 in a chunk of digits only and "0700" in one with letters
         header = pd.read_csv(path, nrows=0).columns
-        text = {c: str for c in header if str(c).strip().lower() in (*TICKER_NAMES, *DATE_NAMES)}
+        text = {c: str for c in (find_column(header, TICKER_NAMES), find_column(header, DATE_NAMES)) if c is not None}
         with pd.read_csv(path, chunksize=chunk_rows or CHUNK_ROWS, dtype=text) as reader:
             yield from reader
     except (

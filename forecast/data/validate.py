@@ -96,7 +96,6 @@ class _Rows:
     values: dict[str, _Growing] = field(default_factory=dict)
     sources: list[tuple[str, int, bool]] = field(default_factory=list)  # each chunk's origin, first_row, has_ticker
     starts: list[int] = field(default_factory=list)  # position of each chunk's first row among all rows
-    length: int = 0
 
     def __post_init__(self) -> None:
         self.values = {column: _Growing(np.float64) for column in self.columns}
@@ -117,10 +116,9 @@ class _Rows:
         self.dates.append(_dates(frame["Date"], origin, first_row))
         for column in self.columns:
             self.values[column].append(_numbers(frame, column, origin, first_row))
+        self.starts.append(self.codes.size)
         self.codes.append(lookup[local])
         self.sources.append((origin, first_row, chunk.has_ticker))
-        self.starts.append(self.length)
-        self.length += len(frame)
 
     def take(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """The ticker codes, dates and value columns of every row, each as one array; this object keeps only
@@ -143,16 +141,18 @@ class _Rows:
         return origin, first_row + position - self.starts[k], has_ticker
 
 
-def _sort_order(codes: np.ndarray, dates: np.ndarray) -> np.ndarray | None:
-    """The stable permutation that sorts rows by (ticker code, date); None when they are in that order already.
+def _follows(codes: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """``(T - 1,)``: whether each row after the first sorts strictly after the row before it, by (ticker code,
+    date)."""
+    return (codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (dates[1:] > dates[:-1]))
+
+
+def _sort_order(codes: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """The stable permutation that sorts rows by (ticker code, date).
 
     Files usually hold each ticker's days in order, tickers in some order of their own (or interleaved by date):
     then a stable sort by ticker alone does it, faster than sorting by both keys.
     """
-    same = codes[1:] == codes[:-1]
-    later = dates[1:] > dates[:-1]
-    if ((codes[1:] > codes[:-1]) | (same & later)).all():
-        return None
     order = np.argsort(codes, kind="stable")
     sorted_codes, sorted_dates = codes[order], dates[order]
     if ((sorted_codes[1:] != sorted_codes[:-1]) | (sorted_dates[1:] >= sorted_dates[:-1])).all():
@@ -190,12 +190,13 @@ def clean_chunks(chunks: Iterable[Chunk], columns: list[str]) -> pd.DataFrame:
     codes, dates, values = rows.take()  # now the only owners of the rows: sorting frees each column it replaces
     codes = rank[codes]
 
-    order = _sort_order(codes, dates)
-    if order is not None:
+    in_order, order = _follows(codes, dates), None
+    if not in_order.all():
+        order = _sort_order(codes, dates)
         codes, dates = codes[order], dates[order]
         for column in used:
             values[column] = values[column][order]
-    in_order = (codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (dates[1:] > dates[:-1]))
+        in_order = _follows(codes, dates)
     if not in_order.all():  # sorted, so the only way left to be out of order is a repeated (Name, Date)
         repeats = np.flatnonzero(~in_order) + 1  # the later row of each pair, in the sorted order
         in_files = repeats if order is None else order[repeats]
