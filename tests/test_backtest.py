@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from conftest import CUSTOM
 from helpers import SMALL, run_dir, run_main
+from scipy import stats
 
 from forecast.backtest.dm import diebold_mariano
 from forecast.backtest.folds import BacktestError, FoldDates
-from forecast.backtest.scoring import score_fold
+from forecast.backtest.scoring import read_predictions, score_fold
 from forecast.data import StockDataModule
 from forecast.data.validate import clean_panel
 from forecast.data.windows import build_panel
@@ -82,8 +83,10 @@ def test_scores_hand_computed():
     model_a = np.mean([(1 - ki) * s for ki in k for s in (1, 2)])
     assert score.mae["model"] == pytest.approx((model_a + 3.0) / 2)
     assert score.rel_mae["model"] == pytest.approx(score.mae["model"] / 2.25)
-    # mean daily log-return over training days (on or before 2019-12-31: rows 0..7), telescoping per ticker:
-    mu = (math.log(107 / 100) + math.log(214 / 200)) / 14
+    # mean daily log-return over every day through the validation end (2020-12-31: rows 0 .. n), telescoping
+    # per ticker: the baselines learn from what the model's checkpoint choice sees
+    n = int((dates <= "2020-12-31").sum()) - 1
+    mu = (math.log((100 + n) / 100) + math.log((200 + 2 * n) / 200)) / (2 * n)
     errors = [
         abs(base + slope * (o + s) - (base + slope * o) * math.exp(mu * s))
         for base, slope in ((100, 1), (200, 2))
@@ -95,6 +98,13 @@ def test_scores_hand_computed():
     expected = pd.Series(-0.75 * k, index=dates[in_2021].values.astype("datetime64[D]"))
     np.testing.assert_allclose(score.differential["model"].to_numpy(), expected.to_numpy(), atol=1e-12)
     assert score.dm["model"].stat == pytest.approx(diebold_mariano(expected.to_numpy(), 2).stat)
+    # the best baseline is drift (exact): the model's differential against it is its own error, A's (1 - k) * 1.5
+    # averaged with B's 3 per date
+    assert score.best == "drift"
+    against_best = (0.75 * (1 - k) + 1.5) - 0.0
+    assert score.dm_best.stat == pytest.approx(diebold_mariano(against_best, 2).stat, rel=1e-12)
+    assert score.dm_best.mean == pytest.approx(against_best.mean(), rel=1e-12)
+    assert score.signal is None  # two tickers: no cross-section to rank
 
 
 def test_quantile_columns_are_scored_for_coverage_and_pinball():
@@ -117,10 +127,11 @@ def test_quantile_columns_are_scored_for_coverage_and_pinball():
     truth, forecast, last = map(np.asarray, (truth, forecast, last))
     # origins 269 .. 273: k = 1, 0, 0.5, 1, 0. A's errors (1 - k) * step lie within the +-1 band but for k = 0 at
     # step 2 (8 of A's 10 steps); B's errors (2, 4) never: 8 of 20
-    assert score.intervals["coverage_80"] == pytest.approx(np.mean(np.abs(truth - forecast) <= 1))
-    assert score.intervals["coverage_80"] == pytest.approx(8 / 20)
-    assert score.intervals["width_80"] == pytest.approx(2.0)
-    ratios = naive_quantile_ratios(panel, "2019-12-31", [0.1, 0.5, 0.9], 2)
+    intervals = score.intervals.metrics
+    assert intervals["coverage_80"] == pytest.approx(np.mean(np.abs(truth - forecast) <= 1))
+    assert intervals["coverage_80"] == pytest.approx(8 / 20)
+    assert intervals["width_80"] == pytest.approx(2.0)
+    ratios = naive_quantile_ratios(panel, "2020-12-31", [0.1, 0.5, 0.9], 2)  # learned through the validation end
     steps = np.tile([0, 1], len(truth) // 2)
 
     def mean_pinball(quantiles):  # (N, 3) dollars
@@ -130,7 +141,26 @@ def test_quantile_columns_are_scored_for_coverage_and_pinball():
 
     model = mean_pinball(np.stack([forecast - 1, forecast, forecast + 1], axis=1))
     naive = mean_pinball(last[:, None] * ratios[:, steps].T)
-    assert score.intervals["scaled_pinball"] == pytest.approx(model / naive, rel=1e-12)
+    assert intervals["scaled_pinball"] == pytest.approx(model / naive, rel=1e-12)
+    assert intervals["mean_pinball"] == pytest.approx(model, rel=1e-12)
+    assert intervals["naive_quantile_pinball"] == pytest.approx(naive, rel=1e-12)
+    # the volatility-scaled baseline: c * exp(mu s + z sigma sqrt(s)), sigma the std (n - 1) of the base's two log
+    # returns log((c - d) / (c - 2d)), log(c / (c - d)) with d the ticker's daily slope
+    n = int((dates <= "2020-12-31").sum()) - 1
+    mu = (math.log((100 + n) / 100) + math.log((200 + 2 * n) / 200)) / (2 * n)
+    slope = np.where(np.arange(len(last)) < len(last) // 2, 1.0, 2.0)
+    returns = np.stack([np.log((last - slope) / (last - 2 * slope)), np.log(last / (last - slope))], axis=1)
+    sigma = returns.std(axis=1, ddof=1)
+    z = stats.norm.ppf([0.1, 0.5, 0.9])
+    step = steps + 1
+    vol = last[:, None] * np.exp(mu * step[:, None] + z * sigma[:, None] * np.sqrt(step[:, None]))
+    assert intervals["vol_scaled_pinball"] == pytest.approx(mean_pinball(vol), rel=1e-10)
+    assert (
+        score.intervals.best == min(("naive_quantile", naive), ("vol_scaled", mean_pinball(vol)), key=lambda b: b[1])[0]
+    )
+    best = min(naive, mean_pinball(vol))
+    assert intervals["scaled_pinball_best"] == pytest.approx(model / best, rel=1e-10)
+    assert score.intervals.dm_best.mean == pytest.approx(model - best, rel=1e-10)  # same windows each date
 
 
 @pytest.mark.parametrize(
@@ -217,6 +247,61 @@ def test_backtest_end_to_end_reruns_and_resumes(tmp_path):
     other = run_main([*args, "--model.init_lam", "0.5"], tmp_path)  # other settings, same folder: refused
     assert other.returncode == 2
     assert "holds a backtest with other settings (model.init_lam: 0.01 there, 0.5 now)" in other.stderr
+
+
+def test_seed_ensemble_signal_and_score_only(tmp_path):
+    brief = [*BRIEF]
+    brief[brief.index("--data.synthetic_tickers") + 1] = "4"  # a cross-section to rank
+    args = ["backtest", "--years", "2016", "2017", "--seeds", "0", "1", "--jobs", "2", "--out", "bt", *brief]
+    done = run_main(args, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "bt"
+    # the seeds' mean forecast, written as a predictions file of its own
+    seeds = [read_predictions(out / "predictions" / f"2017_seed{s}.csv") for s in (0, 1)]
+    ensemble = read_predictions(out / "predictions" / "2017_ensemble.csv")
+    assert list(ensemble.columns) == list(seeds[0].columns)
+    np.testing.assert_allclose(ensemble["forecast"], (seeds[0]["forecast"] + seeds[1]["forecast"]) / 2, atol=1e-6)
+    result = json.loads((out / "backtest.json").read_text())
+    year = result["summary"]["years"]["2017"]
+    assert year["best_baseline"] in ("naive", "drift", "mean_return")
+    best_mae = year["naive_mae"] * (1.0 if year["best_baseline"] == "naive" else year[year["best_baseline"]]["rel_mae"])
+    folds = [f for f in result["folds"] if f["year"] == 2017]
+    assert year["model"]["rel_mae_vs_best"] == pytest.approx(np.mean([f["mae"] / best_mae for f in folds]))
+    assert year["ensemble"]["rel_mae_vs_best"] == pytest.approx(year["ensemble"]["mae_mean"] / best_mae)
+    assert {"dm_stat", "dm_p", "dates", "dm_estimator"} <= set(year["model"]["vs_best"])
+    signal = year["signal"]["model"]
+    assert signal["dates"] > 0 and -1 <= signal["ic_mean"] <= 1 and len(signal["ic_step"]) == 5
+    assert signal["net_bps"] == pytest.approx(signal["long_short_bps"] - 5.0 * signal["turnover"])
+    assert set(result["summary"]["pooled"]["signal"]) == {"model", "ensemble"}
+    report = (out / "backtest.md").read_text()
+    assert report.index("## The model vs the best simple baseline") < report.index("## Every forecaster against naive")
+    assert "## Signal: is it worth acting on?" in report
+
+    # re-scored without training: the same numbers; another cost moves only the after-cost columns
+    (out / "backtest.json").unlink()
+    rescored = run_main(["backtest", "--score_only", "--out", "bt"], tmp_path)
+    assert rescored.returncode == 0, rescored.stderr[-3000:]
+    assert json.loads((out / "backtest.json").read_text())["summary"] == result["summary"]
+    assert run_main(["backtest", "--score_only", "--out", "bt", "--cost_bps", "15"], tmp_path).returncode == 0
+    dearer = json.loads((out / "backtest.json").read_text())["summary"]["years"]["2017"]["signal"]["model"]
+    assert dearer["ic_mean"] == signal["ic_mean"]
+    assert dearer["net_bps"] == pytest.approx(signal["net_bps"] - 10.0 * signal["turnover"])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--score_only", "--out", "nothing"], "holds no backtest"),
+        (["--score_only", "--out", "bt", "--years", "2017"], "--score_only re-scores the folds in --out"),
+        (["--years", "2017", "--out", "bt", "--cost_bps", "-1"], "--cost_bps must be a finite number >= 0"),
+        (["--out", "bt"], "the following arguments are required: --years"),
+    ],
+)
+def test_score_only_and_cost_options_are_one_line(tmp_path, options, message):
+    result = run_main(["backtest", *options], tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("error:") and message in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_validation_only_search_reports_validation_years(tmp_path):

@@ -1,7 +1,8 @@
 """``python -m forecast backtest``: fit every (year, seed) fold, score its forecasts, report with DM tests.
 
     python -m forecast backtest --config configs/djia.yaml --years 2013 2014 2015 2016 2017 --seeds 0 1 2 \
-        --out runs/backtest [--jobs 2] [any fit option, e.g. --data.source csv --data.path FILE]
+        --out runs/backtest [--jobs 2] [--cost_bps 5] [any fit option, e.g. --data.source csv --data.path FILE]
+    python -m forecast backtest --score_only --out runs/backtest [--cost_bps 5]    # re-score, no training
 
 Everything is checked before any training starts: the options (by building the model, data and trainer once,
 as ``fit`` would), the data (loaded once here; every year must have training, validation and test windows),
@@ -14,7 +15,9 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
+import re
 import shlex
 import tempfile
 from collections.abc import Iterator
@@ -22,13 +25,16 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
-from forecast.backtest import report
+from forecast.backtest import report, summary
+from forecast.backtest.ensemble import ensemble_predictions, write_predictions
 from forecast.backtest.folds import BacktestError, FoldDates, check_years
 from forecast.backtest.runner import Fold, FoldRunner
-from forecast.backtest.scoring import score_fold
+from forecast.backtest.scoring import FoldScore, read_predictions, score_fold
+from forecast.backtest.signal import combine, net_return
+from forecast.backtest.summary import ENSEMBLE
+from forecast.data.windows import Panel
 
 log = logging.getLogger("forecast.backtest")
 
@@ -47,6 +53,7 @@ OWNED = {
 
 FOLD_KEYS = ("seed_everything", "data.train_end", "data.val_end", "data.test_end", "trainer.default_root_dir")
 SETTINGS_FILE = "backtest_settings.json"
+TITLE_FILE = "backtest_title.json"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,9 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data.*, --trainer.*), given to every fold.",
         allow_abbrev=False,
     )
-    parser.add_argument(
-        "--years", type=int, nargs="+", required=True, help="test years (validation years with --validation_only)"
-    )
+    parser.add_argument("--years", type=int, nargs="+", help="test years (validation years with --validation_only)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of each year's fits (default: 0)")
     parser.add_argument("--out", required=True, help="folder for runs, predictions and the report")
     parser.add_argument("--jobs", type=int, default=1, help="folds run at a time, each in its own process")
@@ -74,11 +79,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="for choosing settings: fit each year's fold with YEAR as the validation year and report validation "
         "relMAE only (no test year is looked at); needs two or more years",
     )
+    parser.add_argument(
+        "--cost_bps",
+        type=float,
+        default=5.0,
+        help="trading cost of the long-short spread, basis points a side (default: 5)",
+    )
+    parser.add_argument(
+        "--score_only",
+        action="store_true",
+        help="re-score the finished folds in --out (their predictions files and the settings recorded there) "
+        "without training; takes no other options but --cost_bps",
+    )
     return parser
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     options, fit_args = build_parser().parse_known_args(argv)
+    if options.cost_bps < 0 or not math.isfinite(options.cost_bps):
+        raise BacktestError(f"--cost_bps must be a finite number >= 0, got {options.cost_bps}")
+    if options.score_only:
+        if fit_args or options.years or options.validation_only:
+            given = " ".join(fit_args) or "--years/--validation_only"
+            raise BacktestError(f"--score_only re-scores the folds in --out as they were run; drop {given}")
+        return options, fit_args
+    if not options.years:
+        raise BacktestError("the following arguments are required: --years")
     for arg in fit_args:
         key = arg[2:].split("=", 1)[0] if arg.startswith("--") else ""
         if key in OWNED:
@@ -201,6 +227,9 @@ def _record(runner: FoldRunner, fold: Fold) -> dict[str, Any]:
 def backtest(argv: list[str]) -> None:
     options, fit_args = parse(argv)
     out = Path(options.out).absolute()  # fold commands name it: they must work from any folder
+    if options.score_only:
+        score_only(out, options.cost_bps)
+        return
     dates = [FoldDates(year, options.validation_only) for year in options.years]
     datamodule, settings = probe(fit_args, dates[0])
     base_len, horizon = datamodule.hparams.base_len, datamodule.hparams.horizon
@@ -216,20 +245,78 @@ def backtest(argv: list[str]) -> None:
     title = f"Backtest of {Path(config).name if config else 'the default settings'}, seeds {options.seeds}"
     title = {"title": title, "options": shlex.join(fit_args)}
     if options.validation_only:
-        result = report.validation_summary({(f.dates.year, f.seed): _record(runner, f) for f in folds})
+        result = summary.validation_summary({(f.dates.year, f.seed): _record(runner, f) for f in folds})
         report.write_validation(out, result, title)
-    else:
-        scores = {
-            (f.dates.year, f.seed): score_fold(
-                datamodule.panel, pd.read_csv(runner.predictions(f)), f.dates, base_len, horizon
-            )
-            for f in folds
-        }
-        records = {(f.dates.year, f.seed): _record(runner, f) for f in folds}
-        result = report.summarise(scores, records, horizon)
-        report.write(out, result, title)
+        print((out / "backtest.md").read_text())
+        print(f"wrote {out / 'backtest.json'}, {out / 'backtest.md'}")
+        return
+    (out / TITLE_FILE).write_text(json.dumps(title))
+    score_and_report(runner, folds, datamodule.panel, base_len, horizon, options.cost_bps, title)
+
+
+def score_and_report(
+    runner: FoldRunner, folds: list[Fold], panel: Panel, base_len: int, horizon: int, cost_bps: float, title: dict
+) -> None:
+    """Score every fold's predictions file and each year's seed ensemble (written as
+    ``predictions/{Y}_ensemble.csv`` when a year has two or more seeds); write and print the report."""
+    out = runner.out
+    scores = {
+        (f.dates.year, f.seed): score_fold(panel, read_predictions(runner.predictions(f)), f.dates, base_len, horizon)
+        for f in folds
+    }
+    ensembles = {}
+    for year in sorted({f.dates.year for f in folds}):
+        of_year = [f for f in folds if f.dates.year == year]
+        if len(of_year) > 1:
+            frame = ensemble_predictions([read_predictions(runner.predictions(f)) for f in of_year])
+            write_predictions(out / "predictions" / f"{year}_{ENSEMBLE}.csv", frame)
+            ensembles[year] = score_fold(panel, frame, of_year[0].dates, base_len, horizon)
+    records = {(f.dates.year, f.seed): _record(runner, f) for f in folds}
+    result = summary.summarise(scores, records, horizon, cost_bps, ensembles)
+    long_short = {}
+    for name, by_year in (("model", _by_year(scores)), (ENSEMBLE, {y: [s] for y, s in ensembles.items()})):
+        if by_year and all(s.signal is not None for parts in by_year.values() for s in parts):
+            long_short[name] = {
+                year: net_return(combine([s.signal for s in parts], "mean"), cost_bps)  # type: ignore[misc]
+                for year, parts in by_year.items()
+            }
+    report.write(out, result, title, long_short, horizon)
     print((out / "backtest.md").read_text())
-    print(
-        f"wrote {out / 'backtest.json'}, {out / 'backtest.md'}"
-        + ("" if options.validation_only else f", {out / 'backtest.png'}")
+    print(f"wrote {out / 'backtest.json'}, {out / 'backtest.md'}, {out / 'backtest.png'}")
+
+
+def _by_year(scores: dict[tuple[int, int], FoldScore]) -> dict[int, list[FoldScore]]:
+    years: dict[int, list[FoldScore]] = {}
+    for (year, _), score in sorted(scores.items()):
+        years.setdefault(year, []).append(score)
+    return years
+
+
+def score_only(out: Path, cost_bps: float) -> None:
+    """Re-score a finished backtest folder from its predictions files and recorded settings, without training."""
+    path = out / SETTINGS_FILE
+    if not path.is_file():
+        raise BacktestError(f"{out} holds no backtest ({SETTINGS_FILE} is missing); give the --out of a backtest")
+    settings = json.loads(path.read_text())
+    if settings.get("validation_only"):
+        raise BacktestError(f"{out} is a validation-only backtest: it has no test predictions to score")
+    names = sorted((out / "predictions").glob("*_seed*.csv"))
+    parsed = [re.fullmatch(r"(\d{4})_seed(-?\d+)\.csv", p.name) for p in names]
+    folds = [Fold(FoldDates(int(m[1])), int(m[2])) for m in parsed if m]
+    if not folds:
+        raise BacktestError(f"{out / 'predictions'} holds no finished fold ({{YEAR}}_seed{{SEED}}.csv) to score")
+    seeds = {year: sorted(f.seed for f in folds if f.dates.year == year) for year in {f.dates.year for f in folds}}
+    if len({tuple(s) for s in seeds.values()}) > 1:
+        raise BacktestError(f"the years of {out} have different seeds ({seeds}); finish the backtest first")
+    from forecast.data import StockDataModule
+
+    data = {k: v for k, v in settings["fit"]["data"].items() if k not in ("train_end", "val_end", "test_end")}
+    datamodule = StockDataModule(**data)
+    datamodule.prepare_data()
+    panel = datamodule.load_panel()
+    title_path = out / TITLE_FILE
+    title = (
+        json.loads(title_path.read_text()) if title_path.is_file() else {"title": f"Backtest in {out}", "options": ""}
     )
+    runner = FoldRunner(out, [])
+    score_and_report(runner, folds, panel, datamodule.hparams.base_len, datamodule.hparams.horizon, cost_bps, title)

@@ -1,243 +1,209 @@
-"""``backtest.json``, ``backtest.md`` and ``backtest.png`` from the scored folds."""
+"""``backtest.md`` (the tables a user reads) and the files of a finished backtest."""
 
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from forecast.atomic import write_atomic
-from forecast.backtest.dm import diebold_mariano
-from forecast.backtest.scoring import BASELINES, FoldScore
+from forecast.backtest.figure import figure
+from forecast.backtest.summary import ENSEMBLE
 from forecast.plots import pyplot
 
-COMPARED = ("model", *(b for b in BASELINES if b != "naive"))
+NAMES = {"naive": "naive", "drift": "drift", "mean_return": "mean-return", "naive_quantile": "naive-quantile"}
+NAMES |= {"vol_scaled": "vol-scaled", "model": "model", ENSEMBLE: "ensemble"}
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def _dm(series: pd.Series, horizon: int) -> dict[str, float]:
-    result = diebold_mariano(series.to_numpy(), horizon)
-    return {"dm_stat": result.stat, "dm_p": result.p, "mean_loss_diff": result.mean, "dates": result.n}
-
-
-def summarise(
-    scores: dict[tuple[int, int], FoldScore], records: dict[tuple[int, int], dict[str, Any]], horizon: int
-) -> dict[str, Any]:
-    """The ``backtest.json`` content: one ``folds`` entry per (year, seed), and the ``summary``.
-
-    Per year, the model's DM test is on the seeds' mean loss differential per date (the test of the average
-    seed); the pooled test concatenates those per-date series over the years. Baselines do not depend on the
-    seed: their numbers come from the first seed's fold.
-    """
-    folds = []
-    for (year, seed), score in sorted(scores.items()):
-        record = records[(year, seed)]
-        folds.append(
-            {
-                "year": year,
-                "seed": seed,
-                **score.metrics["model"],
-                "naive_mae": score.mae["naive"],
-                "dm_stat": score.dm["model"].stat,
-                "dm_p": score.dm["model"].p,
-                "windows": score.windows,
-                **(score.intervals or {}),
-                "best_epoch": record["best_epoch"],
-                "best_val_rel_mae": record["best_val_rel_mae"],
-                "seconds": record["seconds"],
-                "commands": record["commands"],
-            }
-        )
-    years = sorted({year for year, _ in scores})
-    per_year, pooled_series = {}, {name: [] for name in COMPARED}
-    for year in years:
-        seeds = sorted(seed for y, seed in scores if y == year)
-        first = scores[(year, seeds[0])]
-        model = pd.concat([scores[(year, s)].differential["model"] for s in seeds], axis=1).mean(axis=1)
-        spread = {}
-        for key in first.metrics["model"]:
-            spread[f"{key}_mean"], spread[f"{key}_std"] = _mean_std(
-                [scores[(year, s)].metrics["model"][key] for s in seeds]
-            )
-        if first.intervals:  # a quantile model: the interval scores' mean and std over seeds
-            for key in first.intervals:
-                spread[f"{key}_mean"], spread[f"{key}_std"] = _mean_std(
-                    [scores[(year, s)].intervals[key] for s in seeds]  # type: ignore[index]
-                )
-        entry: dict[str, Any] = {
-            "seeds": seeds,
-            "windows": first.windows,
-            "naive_mae": first.mae["naive"],
-            "model": {**spread, **_dm(model, horizon)},
-            "naive": first.metrics["naive"],
-        }
-        pooled_series["model"].append(model)
-        for name in COMPARED[1:]:
-            entry[name] = {
-                **first.metrics[name],
-                **_dm(first.differential[name], horizon),
-            }
-            pooled_series[name].append(first.differential[name])
-        per_year[str(year)] = entry
-    pooled = {
-        name: {
-            "rel_mae_mean": statistics.mean(
-                per_year[str(y)][name]["rel_mae_mean" if name == "model" else "rel_mae"] for y in years
-            ),
-            **_dm(pd.concat(series), horizon),
-        }
-        for name, series in pooled_series.items()
-    }
-    return {"folds": folds, "summary": {"years": per_year, "pooled": pooled}}
-
-
-def _p(value: float) -> str:
+def _p(value: float | None) -> str:
+    if value is None:
+        return "n/a"
     return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def _heading(title: dict[str, str]) -> list[str]:
     return [f"# {title['title']}", "", f"Fit options of every fold: `{title['options'] or '(none)'}`", ""]
 
 
-def markdown(result: dict[str, Any], title: dict[str, str]) -> str:
-    """The table a user reads: per year the model (mean ± std over seeds) and the baselines, then pooled."""
+def _spread(entry: dict[str, Any], seeds: int, key: str = "rel_mae") -> str:
+    """A mean ± std over seeds (the mean alone for one seed, or for the ensemble: one forecast)."""
+    mean, std = entry[f"{key}_mean"], entry[f"{key}_std"]
+    return f"{mean:.4f}" if seeds == 1 else f"{mean:.4f} ± {std:.4f}"
+
+
+def _forecasters(summary: dict[str, Any]) -> list[str]:
+    return ["model", *([ENSEMBLE] if ENSEMBLE in summary["pooled"] else [])]
+
+
+def _best_table(result: dict[str, Any]) -> list[str]:
+    """The lead table: the model (and ensemble) against the best simple baseline of each year."""
     years, pooled = result["summary"]["years"], result["summary"]["pooled"]
+    names = _forecasters(result["summary"])
     lines = [
-        *_heading(title),
-        "relMAE = MAE / naive MAE (below 1 beats naive); DM p = two-sided Diebold–Mariano p-value of the loss",
-        "differential against naive (docs/backtest.md); the model's is on the mean of its seeds.",
+        "## The model vs the best simple baseline",
         "",
-        "| year | windows | naive MAE $ | model relMAE | model DM p | drift relMAE | drift DM p "
-        "| mean-return relMAE | mean-return DM p | best epochs | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "Per year the best of naive, drift and mean-return by MAE is the bar. relMAE = MAE / naive MAE; "
+        "vs best = MAE / the best baseline's MAE (below 1 beats it); DM p = two-sided Diebold–Mariano p-value "
+        "against the best baseline (docs/backtest.md).",
+        "",
+        "| year | best baseline | its relMAE | "
+        + " | ".join(f"{NAMES[n]} relMAE | {NAMES[n]} vs best | {NAMES[n]} DM p" for n in names)
+        + " |",
+        "|---|---|---:|" + "---:|---:|---:|" * len(names),
+    ]
+    for year, entry in years.items():
+        best = entry["best_baseline"]
+        cells = [year, NAMES[best], "1.0000" if best == "naive" else f"{entry[best]['rel_mae']:.4f}"]
+        for name in names:
+            seeds = len(entry["seeds"]) if name == "model" else 1
+            cells += [
+                _spread(entry[name], seeds),
+                f"{entry[name]['rel_mae_vs_best']:.4f}",
+                _p(entry[name]["vs_best"]["dm_p"]),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    cells = ["pooled", "", f"{pooled['best_baseline']['rel_mae_mean']:.4f} (mean)"]
+    for name in names:
+        p = pooled[name]
+        cells += [f"{p['rel_mae_mean']:.4f} (mean)", f"{p['rel_mae_vs_best_mean']:.4f}", _p(p["vs_best"]["dm_p"])]
+    lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _naive_table(result: dict[str, Any]) -> list[str]:
+    """Every forecaster against naive, per year and pooled, with the seeds' best epochs and the folds' seconds."""
+    years, pooled = result["summary"]["years"], result["summary"]["pooled"]
+    names = [*_forecasters(result["summary"]), "drift", "mean_return"]
+    lines = [
+        "## Every forecaster against naive",
+        "",
+        "| year | windows | naive MAE $ | "
+        + " | ".join(f"{NAMES[n]} relMAE | {NAMES[n]} DM p" for n in names)
+        + " | best epochs | seconds |",
+        "|---|---:|---:|" + "---:|---:|" * len(names) + "---|---:|",
     ]
     for year, entry in years.items():
         folds = [f for f in result["folds"] if str(f["year"]) == year]
-        model = entry["model"]
-        lines.append(
-            f"| {year} | {entry['windows']:,} | {entry['naive_mae']:.4f} | {model['rel_mae_mean']:.4f} ± "
-            f"{model['rel_mae_std']:.4f} | {_p(model['dm_p'])} | {entry['drift']['rel_mae']:.4f} | "
-            f"{_p(entry['drift']['dm_p'])} | {entry['mean_return']['rel_mae']:.4f} | "
-            f"{_p(entry['mean_return']['dm_p'])} | {'/'.join(str(f['best_epoch']) for f in folds)} | "
-            f"{sum(f['seconds'] for f in folds):.0f} |"
-        )
-    total = sum(f["seconds"] for f in result["folds"])
-    lines.append(
-        f"| pooled | {sum(e['windows'] for e in years.values()):,} | | {pooled['model']['rel_mae_mean']:.4f} "
-        f"(mean) | {_p(pooled['model']['dm_p'])} | {pooled['drift']['rel_mae_mean']:.4f} | "
-        f"{_p(pooled['drift']['dm_p'])} | {pooled['mean_return']['rel_mae_mean']:.4f} | "
-        f"{_p(pooled['mean_return']['dm_p'])} | | {total:.0f} |"
-    )
+        cells = [year, f"{entry['windows']:,}", f"{entry['naive_mae']:.4f}"]
+        for name in names:
+            value = entry[name]
+            relmae = f"{value['rel_mae']:.4f}" if "rel_mae" in value else _spread(value, len(entry["seeds"]))
+            cells += [relmae if name != ENSEMBLE else f"{value['rel_mae_mean']:.4f}", _p(value["dm_p"])]
+        cells += ["/".join(str(f["best_epoch"]) for f in folds), f"{sum(f['seconds'] for f in folds):.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    cells = ["pooled", f"{sum(e['windows'] for e in years.values()):,}", ""]
+    for name in names:
+        cells += [f"{pooled[name]['rel_mae_mean']:.4f}", _p(pooled[name]["dm_p"])]
+    cells += ["", f"{sum(f['seconds'] for f in result['folds']):.0f}"]
+    lines.append("| " + " | ".join(cells) + " |")
+    model = pooled["model"]
     lines += [
         "",
-        f"Pooled DM statistic of the model: {pooled['model']['dm_stat']:.3f} over {pooled['model']['dates']} "
-        f"origin dates (negative: the model's errors are smaller).",
+        f"Pooled DM statistic of the model against naive: {model['dm_stat']:.3f} over {model['dates']} origin "
+        f"dates (negative: the model's errors are smaller); against the best baseline: "
+        f"{model['vs_best']['dm_stat']:.3f}.",
     ]
+    return lines
+
+
+def _signal_table(result: dict[str, Any]) -> list[str]:
+    """Mean IC, ICIR, its p-value, hit rate and the long-short spread before and after costs."""
+    summary = result["summary"]
+    if not summary["pooled"].get("signal"):
+        return ["## Signal", "", "n/a: the signal needs 3 or more tickers on an origin date."]
+    rows = [(year, entry["signal"]) for year, entry in summary["years"].items()]
+    rows.append(("pooled", summary["pooled"]["signal"]))
+    cost = next(iter(summary["pooled"]["signal"].values()))["cost_bps"]
+    lines = [
+        "## Signal: is it worth acting on?",
+        "",
+        "Per origin date across tickers (docs/backtest.md): IC = Spearman correlation of the forecast and realised "
+        "h-day returns; ICIR = mean IC / its std; p = two-sided p-value of the mean (the DM test's variance); hit = "
+        "share of tickers on the right side of the day's mean; long-short = top third minus bottom third by "
+        f"forecast return, mean h-day return in basis points, before and after {cost:g} bp a side on the turnover "
+        "from one origin to the next. Naive and mean-return give every ticker the same return: no signal.",
+        "",
+        "| year | forecaster | dates | mean IC | IC std | ICIR | IC p | hit rate | long-short bp | p | "
+        "after costs bp | p | turnover |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for year, signal in rows:
+        for name, s in signal.items():
+            lines.append(
+                f"| {year} | {NAMES[name]} | {s['dates']} | {s['ic_mean']:.4f} | {s['ic_std']:.4f} | "
+                f"{_num(s['icir'])} | {_p(s['ic_p'])} | {s['hit_rate']:.4f} | {s['long_short_bps']:.1f} | "
+                f"{_p(s['long_short_p'])} | {s['net_bps']:.1f} | {_p(s['net_p'])} | {s['turnover']:.3f} |"
+            )
+    width = [(y, n, s["width_ic"]) for y, signal in rows for n, s in signal.items() if "width_ic" in s]
+    if width:
+        lines += ["", "Does the interval know when it is unsure? Mean over dates of the Spearman correlation of the "
+                  "80 % interval's relative width at step h with the realised |h-day return|: "
+                  + ", ".join(f"{y} {NAMES[n]} {v:.3f}" for y, n, v in width) + "."]  # fmt: skip
+    return lines
+
+
+def _interval_table(result: dict[str, Any]) -> list[str]:
+    """A quantile model's pinball against the best interval baseline, and its intervals' coverage and width."""
+    years = result["summary"]["years"]
+    first = next(iter(years.values()))
+    if "interval_best_baseline" not in first:
+        return []
     coverages = sorted(
         {
             k[len("coverage_") : -len("_mean")]
-            for e in years.values()
-            for k in e["model"]
+            for k in first["model"]
             if k.startswith("coverage_") and k.endswith("_mean")
         },
         key=int,
         reverse=True,
     )
-    if coverages:  # a quantile model
-        lines += [
-            "",
-            "Quantile forecasts (mean ± std over seeds): pinball loss scaled by the naive-quantile baseline's (below 1 "
-            "beats it), and each central interval's coverage and mean width in dollars.",
-            "",
-            "| year | scaled pinball | " + " | ".join(f"{n}% coverage | {n}% width $" for n in coverages) + " |",
-            "|---|---:|" + "---:|---:|" * len(coverages),
+    lines = [
+        "## Quantile forecasts",
+        "",
+        "Mean pinball loss (mean ± std over seeds) over the best interval baseline's of the year (naive-quantile or "
+        "vol-scaled, docs/backtest.md; below 1 beats it) with the DM p-value of the per-date pinball differential; "
+        "the scaled pinball against naive-quantile as the test loop reports it; each central interval's coverage "
+        "and mean width in dollars.",
+        "",
+        "| year | best interval baseline | vs best | DM p | vs naive-quantile | "
+        + " | ".join(f"{n}% coverage | {n}% width $ | baseline {n}% coverage" for n in coverages)
+        + " |",
+        "|---|---|---:|---:|---:|" + "---:|---:|---:|" * len(coverages),
+    ]
+    for year, entry in years.items():
+        m, best = entry["model"], entry["interval_best_baseline"]
+        cells = [
+            year,
+            NAMES[best],
+            _spread(m, len(entry["seeds"]), "scaled_pinball_best"),
+            _p(m["interval_vs_best"]["dm_p"]),
+            _spread(m, len(entry["seeds"]), "scaled_pinball"),
         ]
-        for year, entry in years.items():
-            m = entry["model"]
-            cells = [f"{m['scaled_pinball_mean']:.4f} ± {m['scaled_pinball_std']:.4f}"]
-            for n in coverages:
-                cells += [
-                    f"{m[f'coverage_{n}_mean']:.4f} ± {m[f'coverage_{n}_std']:.4f}",
-                    f"{m[f'width_{n}_mean']:.3f}",
-                ]
-            lines.append(f"| {year} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        for n in coverages:
+            baseline = entry["interval_baselines"].get(f"{best}_coverage_{n}")
+            cells += [
+                _spread(m, len(entry["seeds"]), f"coverage_{n}"),
+                f"{m[f'width_{n}_mean']:.3f}",
+                _num(baseline),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
-def figure(result: dict[str, Any], title: str) -> Any:
-    """relMAE per year (model: mean with the seeds' std as error bars; baselines as markers) and pooled."""
-    plt = pyplot()
-    years, pooled = result["summary"]["years"], result["summary"]["pooled"]
-    labels = [*years, "pooled"]
-    x = np.arange(len(labels))
-    fig, ax = plt.subplots(figsize=(1.1 * len(labels) + 3, 3.8))
-    model = [e["model"]["rel_mae_mean"] for e in years.values()] + [pooled["model"]["rel_mae_mean"]]
-    spread = [e["model"]["rel_mae_std"] for e in years.values()] + [0.0]
-    ax.errorbar(x, model, yerr=spread, fmt="o", color="tab:red", capsize=4, label="model (mean ± std over seeds)")
-    baselines = {
-        name: [e[name]["rel_mae"] for e in years.values()] + [pooled[name]["rel_mae_mean"]]
-        for name in ("drift", "mean_return")
-    }
-    # the scale follows the model, naive and the mean-return baseline; drift (often 10% worse) would flatten
-    # them: when it lies above, it is marked at the top edge with its value
-    shown = [*(m - s for m, s in zip(model, spread, strict=True)), *(m + s for m, s in zip(model, spread, strict=True))]
-    shown += [*baselines["mean_return"], 1.0]
-    low, high = min(shown), max(shown)
-    low, high = low - 0.15 * (high - low), high + 0.25 * (high - low)
-    ax.plot(x, baselines["mean_return"], ls="none", marker="^", color="tab:purple", label="mean-return")
-    drift = np.asarray(baselines["drift"])
-    ax.plot(x, np.minimum(drift, high), ls="none", marker="s", color="tab:green", label="drift")
-    for i in np.flatnonzero(drift > high):
-        ax.annotate(
-            f"{drift[i]:.3f}",
-            (x[i], high),
-            textcoords="offset points",
-            xytext=(0, -14),
-            ha="center",
-            fontsize=7,
-            color="tab:green",
-        )
-    ax.set_ylim(low, high + 0.02 * (high - low))
-    ax.axhline(1.0, color="tab:blue", ls="--", label="naive")
-    for i, p in enumerate([e["model"]["dm_p"] for e in years.values()] + [pooled["model"]["dm_p"]]):
-        ax.annotate(
-            f"p={p:.3f}" if p >= 1e-3 else "p<0.001",
-            (x[i], model[i]),
-            textcoords="offset points",
-            xytext=(7, -3),
-            ha="left",
-            fontsize=7,
-            color="tab:red",
-        )
-    ax.axvline(len(labels) - 1.5, color="0.8")
-    ax.set_xticks(x, labels)
-    ax.set_ylabel("relMAE (MAE / naive MAE)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    return fig
-
-
-def validation_summary(records: dict[tuple[int, int], dict[str, Any]]) -> dict[str, Any]:
-    """A validation-only backtest: per validation year the best validation relMAE (mean, std over seeds)."""
-    folds = [{"year": year, "seed": seed, **record} for (year, seed), record in sorted(records.items())]
-    years = {}
-    for year in sorted({year for year, _ in records}):
-        rows = [r for (y, _), r in sorted(records.items()) if y == year]
-        entry: dict[str, Any] = {"seeds": len(rows)}
-        for key in [k for k in rows[0] if k.startswith("best_val_")]:  # rel_mae, and a quantile model's scores
-            name = key.removeprefix("best_")
-            entry[f"{name}_mean"], entry[f"{name}_std"] = _mean_std([r[key] for r in rows])
-        years[str(year)] = entry
-    mean_over_years = statistics.mean(e["val_rel_mae_mean"] for e in years.values())
-    return {"validation_only": True, "folds": folds, "summary": {"years": years, "mean_val_rel_mae": mean_over_years}}
+def markdown(result: dict[str, Any], title: dict[str, str]) -> str:
+    """The tables a user reads: against the best baseline first, then against naive, the signal, the intervals."""
+    sections = [_best_table(result), _naive_table(result), _signal_table(result), _interval_table(result)]
+    lines = _heading(title)
+    for section in sections:
+        if section:
+            lines += [*section, ""]
+    return "\n".join(lines)
 
 
 def validation_markdown(result: dict[str, Any], title: dict[str, str]) -> str:
@@ -266,10 +232,18 @@ def validation_markdown(result: dict[str, Any], title: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(out: Path, result: dict[str, Any], title: dict[str, str]) -> None:
+def write(
+    out: Path,
+    result: dict[str, Any],
+    title: dict[str, str],
+    long_short: dict[str, dict[int, pd.Series]],
+    horizon: int,
+) -> None:
+    """``backtest.json``, ``backtest.md`` and ``backtest.png`` in ``out``; ``long_short``: per forecaster and year
+    the per-date h-day long-short return after costs (bp) for the figure's second panel."""
     write_atomic(out / "backtest.json", lambda p: p.write_text(json.dumps(result, indent=2)))
     write_atomic(out / "backtest.md", lambda p: p.write_text(markdown(result, title)))
-    fig = figure(result, f"{title['title']}: relMAE per year, DM p-value against naive")
+    fig = figure(result, title["title"], long_short, horizon)
     write_atomic(out / "backtest.png", lambda p: fig.savefig(p, dpi=120, format="png"))
     pyplot().close(fig)
 

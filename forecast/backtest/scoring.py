@@ -3,18 +3,22 @@
 The predictions file is the protocol's (``Name,origin_date,target_date,step,forecast``); everything else —
 the true closes, the naive, drift and mean-return forecasts — comes from the panel, so the score needs no
 output of the model but the file, and a file that does not hold exactly the fold's test windows is an error.
+Baselines learn from every day up to the fold's validation end (Y−1), as the model's checkpoint choice does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from forecast.backtest.dm import DMResult, diebold_mariano
+from forecast.backtest.dm import DMResult, diebold_mariano, per_date
 from forecast.backtest.folds import BacktestError, FoldDates
+from forecast.backtest.intervals import IntervalScore, score_intervals
+from forecast.backtest.signal import SignalSeries, signal_series
 from forecast.data.baselines import mean_daily_log_return, naive_quantile_ratios
 from forecast.data.windows import Panel, date_splits
 from forecast.model.metrics import (
@@ -23,12 +27,25 @@ from forecast.model.metrics import (
     naive_forecast,
     naive_quantile_forecast,
     point_metrics,
+    vol_scaled_forecast,
 )
-from forecast.model.quantiles import IntervalMetrics
+from forecast.model.quantiles import central_intervals
 
 BASELINES = ("naive", "drift", "mean_return")
 """naive: the last base value; drift: the line through the first and last base values; mean_return: the last
-base value grown at the training split's mean daily log-return (pooled over tickers)."""
+base value grown at the mean daily log-return of every day through the fold's validation end (pooled over
+tickers)."""
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """A predictions (or ensemble) file as written by ``predict``: tickers and dates as text, so a ticker ``0700``
+    or ``NA`` stays what it is (pandas would read ``700`` and a missing value); only an empty cell is missing."""
+    return pd.read_csv(
+        path,
+        dtype={"Name": str, "origin_date": str, "target_date": str},
+        keep_default_na=False,
+        na_values=[""],
+    )
 
 
 @dataclass
@@ -37,16 +54,20 @@ class FoldScore:
     dollars, ``mape``, ``smape`` in %, ``rel_mae``), and per origin date the loss differential against naive.
 
     ``differential[name]``: a Series indexed by origin date (sorted), the mean over tickers and steps of
-    ``|e_name| − |e_naive|`` in dollars; its DM test is ``dm[name]``.
+    ``|e_name| − |e_naive|`` in dollars; its DM test is ``dm[name]``. ``best``: the baseline with the lowest MAE
+    (naive, drift or mean_return) and ``dm_best`` the model's DM test against it. ``signal``: the model's
+    per-date cross-sectional signal (:mod:`forecast.backtest.signal`; None for fewer than 3 tickers a date).
     """
 
     metrics: dict[str, dict[str, float]]
     differential: dict[str, pd.Series]
     dm: dict[str, DMResult]
     windows: int
-    intervals: dict[str, float] | None = None
-    """For a quantile model's file: ``scaled_pinball``, ``pinball_<level>`` ($), ``coverage_<n>`` and
-    ``width_<n>`` ($) of each central interval of n %."""
+    best: str
+    dm_best: DMResult
+    signal: SignalSeries | None = None
+    intervals: IntervalScore | None = None
+    """For a quantile model's file: its scores and those of the interval baselines."""
 
     @property
     def mae(self) -> dict[str, float]:
@@ -80,7 +101,10 @@ def _origin_rows(panel: Panel, frame: pd.DataFrame) -> np.ndarray:
 
 
 def fold_forecasts(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, base_len: int, horizon: int) -> dict:
-    """The fold's test windows as arrays: ``origin`` rows (N,), ``target`` and each forecaster's ``(N, H)``.
+    """The fold's test windows as arrays: ``origin`` rows (N,), ``cell`` (each file row's ``window · H + step −
+    1``), ``tickers`` (N,), ``last`` close (N,), ``target`` and each forecaster's ``(N, H)``; with quantile
+    columns also ``levels``, the model's ``quantiles`` and the interval baselines' ``naive_quantile`` and
+    ``vol_scaled`` forecasts ``(N, Q, H)``.
 
     Raises:
         BacktestError: the file misses or adds windows, steps, or target dates of the fold's test split.
@@ -106,9 +130,11 @@ def fold_forecasts(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, bas
     if (np.bincount(cell, minlength=len(expected) * horizon) != 1).any():
         raise BacktestError(f"{where}: each window needs each step 1 .. {horizon} exactly once")
     target_rows = rows + steps
-    named = panel.dates[target_rows] != _days(predictions["target_date"])
-    if named.any():
-        raise BacktestError(f"{where}: {int(named.sum())} target dates are not the ticker's trading days after origin")
+    wrong_target = panel.dates[target_rows] != _days(predictions["target_date"])
+    if wrong_target.any():
+        raise BacktestError(
+            f"{where}: {int(wrong_target.sum())} target dates are not the ticker's trading days after origin"
+        )
 
     def by_window(column: str) -> np.ndarray:
         """A column of the file as ``(N, H)``: window by step."""
@@ -116,28 +142,30 @@ def fold_forecasts(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, bas
         out[cell] = predictions[column].to_numpy(dtype=np.float64)
         return out.reshape(len(expected), horizon)
 
-    forecast = by_window("forecast")
-    levels = quantile_columns(predictions)
-    quantiles = np.stack([by_window(column) for column in levels.values()], axis=1) if levels else None  # (N, Q, H)
     close = panel.close
     origin = torch.as_tensor(expected_origins)
     base = close[origin[:, None] + torch.arange(-base_len + 1, 1)]  # (N, L) dollars
     target = close[origin[:, None] + torch.arange(1, horizon + 1)]  # (N, H) dollars
-    mu = mean_daily_log_return(panel, fold.train_end)
+    mu = mean_daily_log_return(panel, fold.val_end)
     steps_ahead = torch.arange(1, horizon + 1, dtype=torch.float64)
     arrays = {
         "origin": expected_origins,
+        "cell": cell,
+        "tickers": np.searchsorted(panel.offsets, expected_origins, side="right") - 1,
+        "last": base[:, -1].numpy(),
         "target": target,
-        "model": torch.from_numpy(forecast),
+        "model": torch.from_numpy(by_window("forecast")),
         "naive": naive_forecast(base, horizon),
         "drift": drift_forecast(base, horizon),
         "mean_return": base[:, -1:] * torch.exp(mu * steps_ahead),
     }
-    if quantiles is not None:
-        ratios = naive_quantile_ratios(panel, fold.train_end, list(levels), horizon)
-        arrays["quantiles"] = torch.from_numpy(quantiles)
-        arrays["naive_quantiles"] = naive_quantile_forecast(base, torch.from_numpy(ratios))
+    levels = quantile_columns(predictions)
+    if levels:
+        ratios = naive_quantile_ratios(panel, fold.val_end, list(levels), horizon)
         arrays["levels"] = list(levels)
+        arrays["quantiles"] = torch.from_numpy(np.stack([by_window(c) for c in levels.values()], axis=1))
+        arrays["naive_quantile"] = naive_quantile_forecast(base, torch.from_numpy(ratios))
+        arrays["vol_scaled"] = vol_scaled_forecast(base, mu, list(levels), horizon)
     return arrays
 
 
@@ -153,18 +181,9 @@ def quantile_columns(predictions: pd.DataFrame) -> dict[float, str]:
     return dict(sorted(found.items()))
 
 
-def interval_scores(arrays: dict) -> dict[str, float]:
-    """Pinball, scaled pinball, coverage and width of a fold's quantile forecasts (as in the test loop)."""
-    try:
-        metric = IntervalMetrics(arrays["levels"], arrays["target"].shape[1])
-    except ValueError as exc:
-        raise BacktestError(f"the predictions' quantile columns: {exc}") from exc
-    metric.update(arrays["quantiles"], arrays["target"], arrays["naive_quantiles"])
-    return {name: float(value) for name, value in metric.named(metric.summary()).items()}
-
-
 def score_fold(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, base_len: int, horizon: int) -> FoldScore:
-    """MAE, relMAE and the DM test against naive of the model and each baseline on the fold's test windows."""
+    """MAE, relMAE and the DM tests (against naive and the best baseline) of the model and each baseline on the
+    fold's test windows; the model's cross-sectional signal; and a quantile model's interval scores."""
     arrays = fold_forecasts(panel, predictions, fold, base_len, horizon)
     target = arrays["target"]
     names = ("model", *BASELINES)
@@ -175,20 +194,32 @@ def score_fold(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, base_le
         metrics[name] = {k: float(v) for k, v in in_percent(dict(collection.compute())).items()}
     for values in metrics.values():
         values["rel_mae"] = values["mae"] / metrics["naive"]["mae"]
-    dates = pd.Index(panel.dates[arrays["origin"]], name="origin_date")
+    dates = panel.dates[arrays["origin"]]
     naive_loss = (arrays["naive"] - target).abs().mean(dim=1)
-    differential, dm = {}, {}
-    for name in names:
-        if name == "naive":
-            continue
-        per_window = ((arrays[name] - target).abs().mean(dim=1) - naive_loss).numpy()
-        series = pd.Series(per_window, index=dates).groupby(level=0).mean().sort_index()
-        differential[name] = series
-        dm[name] = diebold_mariano(series.to_numpy(), horizon)
+    differential = {
+        name: per_date(((arrays[name] - target).abs().mean(dim=1) - naive_loss).numpy(), dates) for name in names
+    }
+    best = min(BASELINES, key=lambda name: metrics[name]["mae"])
+    try:
+        dm = {name: diebold_mariano(series.to_numpy(), horizon) for name, series in differential.items()}
+        dm_best = diebold_mariano((differential["model"] - differential[best]).to_numpy(), horizon)
+    except ValueError as exc:
+        raise BacktestError(f"year {fold.year}: {exc}") from exc
+    del differential["naive"], dm["naive"]  # zero by definition
+    width = None
+    if "quantiles" in arrays:
+        intervals = central_intervals(arrays["levels"])
+        widest = next((pair for pair in intervals if pair[2] == 80), intervals[0] if intervals else None)
+        if widest is not None:
+            width = (arrays["quantiles"][:, widest[1], -1] - arrays["quantiles"][:, widest[0], -1]).numpy()
+    signal = signal_series(arrays["last"], arrays["model"].numpy(), target.numpy(), dates, arrays["tickers"], width)
     return FoldScore(
         metrics=metrics,
         differential=differential,
         dm=dm,
         windows=len(arrays["origin"]),
-        intervals=interval_scores(arrays) if "quantiles" in arrays else None,
+        best=best,
+        dm_best=dm_best,
+        signal=signal,
+        intervals=score_intervals(arrays, dates, fold.year, horizon) if "quantiles" in arrays else None,
     )

@@ -36,6 +36,18 @@ def naive_quantile_forecast(base_close: Tensor, ratios: Tensor) -> Tensor:
     return base_close[:, -1, None, None] * ratios.to(base_close)
 
 
+def vol_scaled_forecast(base_close: Tensor, mu: float, levels: list[float], horizon: int) -> Tensor:
+    """The volatility-scaled interval baseline ``(B, Q, H)`` dollars: ``c · exp(μ·s + z_τ·σ·√s)`` for step s and
+    level τ, with ``c`` the last base close, ``σ`` the standard deviation (n − 1) of the window's own daily
+    log-returns over its base ``base_close (B, L)``, ``μ`` a mean daily log-return learned in training, ``z_τ``
+    the standard normal quantile. Wide in storms and narrow in calm, which the naive-quantile baseline is not."""
+    sigma = torch.log(base_close[:, 1:] / base_close[:, :-1]).std(dim=1)  # (B,) per trading day
+    z = torch.special.ndtri(torch.tensor(levels, dtype=base_close.dtype, device=base_close.device))  # (Q,)
+    s = torch.arange(1, horizon + 1, dtype=base_close.dtype, device=base_close.device)  # (H,)
+    exponent = mu * s + z[:, None] * sigma[:, None, None] * s.sqrt()  # (B, Q, H)
+    return base_close[:, -1, None, None] * torch.exp(exponent)
+
+
 def point_metrics() -> MetricCollection:
     """The protocol's point metrics, float64: ``mae``, ``rmse`` (dollars), ``mape``, ``smape`` (fractions: see
     :func:`in_percent`)."""
