@@ -4,14 +4,9 @@ which settings a checkpoint fixes.
 A run is one ``fit``: ``<root>/lightning_logs/version_N/`` holds its TensorBoard events, ``config.yaml``,
 ``fit_summary.json``, test report and ``checkpoints/`` (the best by validation MAE, and ``last.ckpt``).
 
-The rule for settings, for ``fit --ckpt_path`` (resume), ``validate``, ``test`` and ``predict``:
-
-- settings that decide what the weights mean (:data:`FIXED_DATA` and every model setting but
-  :data:`TRAINING_ONLY_MODEL`) come from the checkpoint; a different value in a config or on the command line
-  is an error naming the setting and both values;
-- settings that choose which data to run on (every other data setting: source, path, tickers, split dates,
-  ``predict_set``, batch size, ...) come from the command line when given there (or in a config file that
-  itself names the checkpoint), else from the checkpoint.
+:class:`CheckpointSettings` splits what a checkpoint records by the rule of :mod:`forecast.settings`: settings
+that decide what the weights mean (:data:`FIXED_DATA` and every model setting but :data:`TRAINING_ONLY_MODEL`),
+training settings a resume cannot change (:data:`RESUMED_MODEL`), and the data the checkpoint was trained on.
 """
 
 from __future__ import annotations
@@ -32,8 +27,17 @@ FIXED_DATA = ("base_len", "horizon", "normalisation", "channels")
 LINKED_MODEL = ("in_channels", "base_len", "horizon", "target_channel")
 """Model settings the CLI derives from the data settings (never set directly)."""
 
-TRAINING_ONLY_MODEL = ("init_lam", "lam_lr", "huber_delta")
+TRAINING_ONLY_MODEL = ("init_lam", "lam_lr", "huber_delta", "optimizer", "lr_scheduler")
 """Model settings that only steer training, not what the trained weights compute."""
+
+RESUMED_MODEL = ("init_lam", "lam_lr", "optimizer", "lr_scheduler")
+"""Training settings a resume cannot change: Lightning restores the optimizer's and scheduler's state."""
+
+TRAINING_KEY = "forecast_training"
+"""The checkpoint entry that records the optimizer and LR scheduler settings (class path and arguments)."""
+
+INIT_FROM_KEY = "forecast_init_from"
+"""The checkpoint entry that records the checkpoint a warm start (``fit --init_from``) began from."""
 
 
 class CheckpointError(ValueError):
@@ -85,14 +89,17 @@ class CheckpointSettings:
     Attributes:
         fixed_model: model settings the weights mean (without the linked ones).
         fixed_data: data settings the weights mean (:data:`FIXED_DATA`).
-        chosen_model: training-only model settings (:data:`TRAINING_ONLY_MODEL`).
+        chosen_model: training-only model settings a resume can change (``huber_delta``).
         chosen_data: the data the checkpoint was trained on (source, path, split dates, ...).
+        resumed: training settings a resume cannot change (:data:`RESUMED_MODEL`): ``init_lam``, ``lam_lr``, and
+            the optimizer and LR scheduler (``{"class_path", "init_args"}``) when the checkpoint records them.
     """
 
     fixed_model: dict[str, Any]
     fixed_data: dict[str, Any]
     chosen_model: dict[str, Any]
     chosen_data: dict[str, Any]
+    resumed: dict[str, Any]
 
     @classmethod
     def of(cls, ckpt: dict[str, Any]) -> CheckpointSettings:
@@ -102,21 +109,14 @@ class CheckpointSettings:
         }
         for linked in LINKED_MODEL:
             model.pop(linked, None)
+        model |= {k: plain(v) for k, v in (ckpt.get(TRAINING_KEY) or {}).items() if k in RESUMED_MODEL}
         return cls(
             fixed_model={k: v for k, v in model.items() if k not in TRAINING_ONLY_MODEL},
             fixed_data={k: v for k, v in data.items() if k in FIXED_DATA},
-            chosen_model={k: v for k, v in model.items() if k in TRAINING_ONLY_MODEL},
+            chosen_model={k: v for k, v in model.items() if k in TRAINING_ONLY_MODEL and k not in RESUMED_MODEL},
             chosen_data={k: v for k, v in data.items() if k not in FIXED_DATA},
+            resumed={k: v for k, v in model.items() if k in RESUMED_MODEL},
         )
-
-    def conflicts(self, model: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-        """``(setting, given, checkpoint's)`` for every fixed setting whose parsed value differs."""
-        found = []
-        for section, fixed, given in (("model", self.fixed_model, model), ("data", self.fixed_data, data)):
-            for key, theirs in fixed.items():
-                if key in given and plain(given[key]) != theirs:
-                    found.append((f"{section}.{key}", plain(given[key]), theirs))
-        return found
 
 
 def runs_folder(save_dir: str | Path | None, name: str | None = RUNS_FOLDER) -> Path:

@@ -41,6 +41,7 @@ from forecast.checkpoint import (
     CheckpointSettings,
     SettingConflictError,
     newest_run_checkpoint,
+    plain,
     read_checkpoint,
     run_folder_of,
     runs_folder,
@@ -48,6 +49,7 @@ from forecast.checkpoint import (
 from forecast.data import DataError, StockDataModule
 from forecast.model import Forecaster
 from forecast.model.forecaster import TrainingDivergedError
+from forecast.settings import Given, Use, apply_rule, checkpoint_defaults
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
@@ -126,6 +128,19 @@ class ForecastCLI(LightningCLI):
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
+        # real classes, so that --model.optimizer.lr 0.01 works without naming the class
+        parser.set_defaults(
+            {
+                "model.optimizer": {
+                    "class_path": "torch.optim.AdamW",
+                    "init_args": {"lr": 1e-3, "weight_decay": 1e-2},
+                },
+                "model.lr_scheduler": {
+                    "class_path": "torch.optim.lr_scheduler.ExponentialLR",
+                    "init_args": {"gamma": 0.9},
+                },
+            }
+        )
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
         parser.add_lightning_class_args(ForecastFigures, "figures")
@@ -149,6 +164,14 @@ class ForecastCLI(LightningCLI):
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         if subcommand == "fit":
             parser.add_argument(
+                "--init_from",
+                type=str | None,
+                default=None,
+                help="warm start: a new run from this checkpoint's weights (a .ckpt path, or last / best: the newest "
+                "run's), with a fresh optimizer, schedule and epoch count; settings that decide what the weights "
+                "mean come from the checkpoint. --ckpt_path instead resumes the checkpoint's own run",
+            )
+            parser.add_argument(
                 "--test_after_fit",
                 type=bool,
                 default=True,
@@ -167,49 +190,45 @@ class ForecastCLI(LightningCLI):
 
     # ------------------------------------------------------------------------------------- checkpoint rule
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Parse, then apply the checkpoint rule of :mod:`forecast.checkpoint` when a checkpoint is given."""
+        """Parse, then apply the rule of :mod:`forecast.settings` when a checkpoint is given (``--ckpt_path``, or
+        ``fit --init_from``).
+
+        What the user gave, and where, is read from the parser itself: the arguments are parsed with the
+        checkpoint's values as the first config, so a value that still differs was given by a flag or a config
+        (any spelling, before or after the subcommand), and the parsed ``config`` entries say which configs
+        were read.
+        """
         argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
         config = parser.parse_args(argv)
         sub = config.get("subcommand")
         ckpt_arg = config[sub].get("ckpt_path") if sub else None
-        if not ckpt_arg:
+        init_from = config[sub].get("init_from") if sub == "fit" else None
+        if ckpt_arg and init_from:
+            raise ConfigError(
+                "--ckpt_path resumes a run and --init_from starts a new one from a checkpoint's weights: give one"
+            )
+        if not (ckpt_arg or init_from):
             self.config = config
             return
-        ckpt_path = self._resolve_checkpoint(config[sub], str(ckpt_arg))
+        use: Use = "evaluate" if sub != "fit" else "resume" if ckpt_arg else "warm_start"
+        ckpt_path = self._resolve_checkpoint(config[sub], str(ckpt_arg or init_from))
         settings = CheckpointSettings.of(read_checkpoint(ckpt_path))
-        at = argv.index(sub) + 1
-        head, rest = argv[:at], argv[at:]
-        # 1. what the weights mean comes from the checkpoint: its values become the defaults, so any value that
-        #    still differs after parsing was given in a config or on the command line
-        fixed = json.dumps({"model": settings.fixed_model, "data": settings.fixed_data})
-        probe = parser.parse_args([*head, "--config", fixed, *rest])
-        conflicts = settings.conflicts(dict(probe[sub].model), dict(probe[sub].data))
-        if conflicts:
-            listed = "; ".join(f"{key} {given} (the checkpoint has {theirs})" for key, given, theirs in conflicts)
-            raise SettingConflictError(
-                f"{listed}: {ckpt_path} was trained with the checkpoint's value, which decides what its weights "
-                "mean; drop the option (or the config's value), or train a new model"
-            )
-        # 2. which data to run on: the command line's choice, else the checkpoint's (configs do not override it)
-        given = _given_on_command_line(rest)
-        if {"data.source", "data.path"} & given:  # a new origin of the data replaces both
-            given |= {"data.source", "data.path"}
-        chosen = {
-            "model": {k: v for k, v in settings.chosen_model.items() if f"model.{k}" not in given},
-            "data": {k: v for k, v in settings.chosen_data.items() if f"data.{k}" not in given},
-        }
-        self.config = parser.parse_args(
-            [*head, "--config", fixed, *rest, "--config", json.dumps(chosen), "--ckpt_path", ckpt_path]
-        )
-        if sub == "fit":
+        probe = parser.parse_args(["--config", json.dumps({sub: checkpoint_defaults(settings, use)}), *argv])
+        given = Given(values=_dotted(probe[sub]), from_configs=_plain_config_values(probe, sub))
+        kept = apply_rule(settings, given, use)
+        flag = "--ckpt_path" if ckpt_arg else "--init_from"
+        fixed = ["--config", json.dumps({sub: checkpoint_defaults(settings, use, chosen=False)})]
+        self.config = parser.parse_args([*fixed, *argv, "--config", json.dumps(kept), flag, ckpt_path])
+        if use == "resume":
             run = run_folder_of(ckpt_path)
             root = config[sub].trainer.default_root_dir
             if run is not None and run.parent == runs_folder(root, self._runs_name(config[sub])):
                 self.resume_version = run.name  # resume in the run's own folder: one run, one folder
                 # Lightning warns about a non-empty checkpoint folder: here it is the run's own, as intended
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        restored = ", ".join(f"{k}={v}" for k, v in chosen["data"].items() if k in ("source", "path", "predict_set"))
-        log.info("checkpoint %s: model and data settings restored from it (%s)", ckpt_path, restored or "data as given")
+        restored = ", ".join(f"{k}={v}" for k, v in kept["data"].items() if k in ("source", "path", "predict_set"))
+        what = "weights" if use == "warm_start" else "model and data settings"
+        log.info("checkpoint %s: %s restored from it (%s)", ckpt_path, what, restored or "data as given")
 
     @staticmethod
     def _runs_name(sub_config: Any) -> str:
@@ -256,7 +275,7 @@ class ForecastCLI(LightningCLI):
 
     def _check_checkpoint(self, subcommand: str) -> None:
         """A checkpoint whose weights do not fit the model built from the settings fails here, before any output."""
-        ckpt_path = self.config[subcommand].get("ckpt_path")
+        ckpt_path = self.config[subcommand].get("ckpt_path") or self.config[subcommand].get("init_from")
         if not ckpt_path:
             if subcommand != "fit":
                 # an untrained model would give plausible-looking but meaningless numbers
@@ -288,6 +307,15 @@ class ForecastCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._check_data("fit")
+        fit = self.config.fit
+        # the optimizer and schedule the run trains with, kept in its checkpoints: a resume must not change them
+        self.model.training_settings = {
+            key: plain(fit.model[key].as_dict()) if fit.model.get(key) is not None else None
+            for key in ("optimizer", "lr_scheduler")
+        }
+        if fit.get("init_from"):  # a warm start: the checkpoint's weights, a fresh optimizer, schedule and epochs
+            self.model.load_state_dict(read_checkpoint(fit.init_from)["state_dict"])
+            self.model.init_from = str(Path(fit.init_from).absolute())
         if self.trainer.limit_val_batches == 0:
             # Lightning would fail only after the first training epoch, in the early-stopping callback
             stoppers = [c for c in self.trainer.callbacks if isinstance(c, EarlyStopping)]
@@ -336,34 +364,35 @@ class ForecastCLI(LightningCLI):
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
 
 
-def _given_on_command_line(args: list[str]) -> set[str]:
-    """Dotted keys (``data.path``) that ``args`` set as flags, or through a config that names a checkpoint.
+def _dotted(sub_config: Any) -> dict[str, Any]:
+    """The parsed ``model`` and ``data`` settings of a subcommand as plain values by dotted key."""
+    return {
+        f"{section}.{key}": plain(value)
+        for section in ("model", "data")
+        for key, value in sub_config[section].as_dict().items()
+    }
 
-    A config file that sets ``ckpt_path`` itself is about that checkpoint: its data choices count as given.
+
+def _plain_config_values(parsed: Any, sub: str) -> dict[str, Any]:
+    """``model``/``data`` settings (dotted) set by the config files the parser read that do not name a checkpoint.
+
+    A config that sets ``ckpt_path`` or ``init_from`` itself is about that checkpoint: its values count as given.
+    Inline configs (a YAML string instead of a file) count as given too.
     """
-    given: set[str] = set()
-    for i, arg in enumerate(args):
-        if not arg.startswith("--"):
+    found: dict[str, Any] = {}
+    files = [(path, True) for path in parsed.get("config") or []]
+    files += [(path, False) for path in parsed[sub].get("config") or []]
+    for path, top_level in files:
+        try:
+            loaded = yaml.safe_load(Path(str(path)).read_text()) if path else None
+        except (OSError, yaml.YAMLError):
+            loaded = None
+        section = (loaded or {}).get(sub) if top_level and isinstance(loaded, dict) else loaded
+        if not isinstance(section, dict) or section.get("ckpt_path") or section.get("init_from"):
             continue
-        key = arg[2:].split("=", 1)[0]
-        if key in ("config", "c") and i + 1 < len(args):
-            loaded = _load_config(args[i + 1])
-            if isinstance(loaded, dict) and loaded.get("ckpt_path"):
-                given |= {f"{section}.{k}" for section in ("model", "data") for k in (loaded.get(section) or {})}
-        elif key.count(".") == 1:
-            given.add(key)
-        elif key in ("data", "model") and i + 1 < len(args):  # a whole section as a file or a YAML string
-            loaded = _load_config(args[i + 1])
-            given |= {f"{key}.{k}" for k in loaded} if isinstance(loaded, dict) else set()
-    return given
-
-
-def _load_config(value: str) -> Any:
-    try:
-        text = Path(value).read_text() if Path(value).is_file() else value
-        return yaml.safe_load(text)
-    except (OSError, yaml.YAMLError):
-        return None
+        for name in ("model", "data"):
+            found |= {f"{name}.{k}": plain(v) for k, v in (section.get(name) or {}).items()}
+    return found
 
 
 class _RankZeroFilter(logging.Filter):

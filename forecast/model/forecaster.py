@@ -10,6 +10,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from forecast.checkpoint import INIT_FROM_KEY, TRAINING_KEY
 from forecast.data.normalize import denormalise
 from forecast.model.blocks import RidgePostdiction, conv_stack
 from forecast.model.metrics import ForecastMetrics, naive_quantile_forecast
@@ -141,6 +142,10 @@ class Forecaster(L.LightningModule):
             )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
+        # what the command line trained with ({"optimizer": {"class_path", "init_args"}, "lr_scheduler": ...}) and the
+        # checkpoint a warm start began from: kept in every checkpoint (forecast.checkpoint reads them back)
+        self.training_settings: dict[str, Any] | None = None
+        self.init_from: str | None = None
         self.val_metrics = ForecastMetrics(horizon)
         self.test_metrics = ForecastMetrics(horizon)
         self.val_intervals = IntervalMetrics(self.levels, horizon) if quantiles is not None else None
@@ -310,6 +315,12 @@ class Forecaster(L.LightningModule):
         return out
 
     # ------------------------------------------------------------------------------------------- optimizer
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.training_settings is not None:
+            checkpoint[TRAINING_KEY] = self.training_settings
+        if self.init_from is not None:
+            checkpoint[INIT_FROM_KEY] = self.init_from
+
     def configure_optimizers(self) -> Any:
         lam_params = [p for m in self.modules() if isinstance(m, RidgePostdiction) for p in m.parameters()]
         lam_ids = {id(p) for p in lam_params}

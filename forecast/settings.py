@@ -1,0 +1,123 @@
+"""The one rule for settings when a checkpoint is given, as a pure function.
+
+Three ways a command can use a checkpoint:
+
+- ``resume``: ``fit --ckpt_path`` continues a run — its weights, optimizer, scheduler and epoch count;
+- ``warm_start``: ``fit --init_from`` starts a new run from its weights, with a fresh optimizer and schedule;
+- ``evaluate``: ``validate``, ``test``, ``predict`` use its weights as they are.
+
+For each setting (dotted, ``model.lookback``):
+
+- settings that decide what the weights mean (:attr:`CheckpointSettings.fixed_model`, ``fixed_data``) come from
+  the checkpoint in every use; a different value given anywhere (a flag, any config) is a conflict;
+- on ``resume`` the optimizer, the LR scheduler (class and arguments), ``model.lam_lr`` and ``model.init_lam``
+  (:attr:`CheckpointSettings.resumed`) come from the checkpoint too, since Lightning restores the optimizer's and
+  scheduler's state: a different value is a conflict that points at ``--init_from``;
+- every other setting recorded in the checkpoint (which data: source, path, tickers, split dates, batch size;
+  on a warm start or evaluation also ``init_lam``, ``lam_lr``) is the user's when given on the command line or in
+  a config that itself names the checkpoint, else the checkpoint's (a config that does not name the checkpoint,
+  e.g. the one it was trained with, does not override the data it was trained on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from forecast.checkpoint import CheckpointSettings, SettingConflictError, plain
+
+Use = Literal["resume", "warm_start", "evaluate"]
+MISSING = object()
+"""A setting a config does not set."""
+
+
+@dataclass(frozen=True)
+class Given:
+    """What the user gave, as parsed with the checkpoint's values as the defaults.
+
+    Attributes:
+        values: every setting after parsing, dotted (``data.path``); a setting the user did not give has the
+            checkpoint's value.
+        from_configs: the settings that configs not naming the checkpoint set, dotted, with their values.
+    """
+
+    values: dict[str, Any]
+    from_configs: dict[str, Any]
+
+    def given(self, key: str, theirs: Any) -> bool:
+        """Whether the user gave ``key`` a value other than the checkpoint's ``theirs`` on the command line (or in
+        a config naming the checkpoint): it differs from ``theirs`` and is not just a plain config's value."""
+        value = plain(self.values.get(key, theirs))
+        return value != theirs and plain(self.from_configs.get(key, MISSING)) != value
+
+
+def _ruled(settings: CheckpointSettings, use: Use) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings the checkpoint decides (dotted, with its values) and those it supplies unless given."""
+    fixed = {f"model.{k}": v for k, v in settings.fixed_model.items()}
+    fixed |= {f"data.{k}": v for k, v in settings.fixed_data.items()}
+    chosen = {f"data.{k}": v for k, v in settings.chosen_data.items()}
+    if use == "resume":
+        fixed |= {f"model.{k}": v for k, v in settings.resumed.items()}
+    if use != "warm_start":  # a warm start trains as the user configures it: only the weights come along
+        chosen |= {f"model.{k}": v for k, v in settings.chosen_model.items()}
+    return fixed, chosen
+
+
+def _differences(key: str, value: Any, theirs: Any) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, given, checkpoint's)`` of each leaf where ``value`` differs from ``theirs`` (an optimizer's
+    ``init_args.lr``, not its whole dictionary)."""
+    if isinstance(value, dict) and isinstance(theirs, dict) and value.get("class_path") == theirs.get("class_path"):
+        return [
+            found
+            for name in sorted(set(value) | set(theirs))
+            for found in _differences(f"{key}.{name}", value.get(name), theirs.get(name))
+        ]
+    return [] if value == theirs else [(key, value, theirs)]
+
+
+def _nested(dotted: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    nested: dict[str, dict[str, Any]] = {"model": {}, "data": {}}
+    for key, value in dotted.items():
+        section, _, name = key.partition(".")
+        nested[section][name] = value
+    return nested
+
+
+def checkpoint_defaults(settings: CheckpointSettings, use: Use, chosen: bool = True) -> dict[str, dict[str, Any]]:
+    """What the checkpoint supplies for ``use``, as ``{"model": ..., "data": ...}``: the defaults to parse the
+    user's arguments with, so that any value that still differs afterwards was given by the user. With
+    ``chosen=False`` only the settings it decides (the final parse adds :func:`apply_rule`'s after the user's)."""
+    fixed, supplied = _ruled(settings, use)
+    return _nested(fixed | supplied) if chosen else _nested(fixed)
+
+
+def apply_rule(settings: CheckpointSettings, given: Given, use: Use) -> dict[str, dict[str, Any]]:
+    """The checkpoint's values that the final settings keep over what the user's configs say.
+
+    Returns ``{"model": ..., "data": ...}`` to apply after everything the user gave.
+
+    Raises:
+        SettingConflictError: one line naming each conflicting setting, the given and the checkpoint's value,
+            and what to do instead.
+    """
+    fixed, chosen = _ruled(settings, use)
+    conflicts = [
+        difference
+        for key, theirs in fixed.items()
+        if key in given.values
+        for difference in _differences(key, plain(given.values[key]), theirs)
+    ]
+    if conflicts:
+        listed = "; ".join(f"{key} {value} (the checkpoint has {theirs})" for key, value, theirs in conflicts)
+        if any(key.startswith("model.") and key.split(".")[1] in settings.resumed for key, _, _ in conflicts):
+            advice = (
+                "a resume continues the checkpoint's optimizer and schedule; to train its weights with new ones, "
+                "start a new run with --init_from instead of --ckpt_path"
+            )
+        else:
+            advice = "the checkpoint's value decides what its weights mean; drop the option (or the config's value)"
+        raise SettingConflictError(f"{listed}: {advice}, or train a new model")
+    given_keys = {key for key, theirs in chosen.items() if given.given(key, theirs)}
+    if {"data.source", "data.path"} & given_keys:  # a new origin of the data replaces both
+        given_keys |= {"data.source", "data.path"}
+    return _nested({key: theirs for key, theirs in chosen.items() if key not in given_keys})
