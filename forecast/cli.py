@@ -53,6 +53,7 @@ from forecast.settings import Given, Use, apply_rule, checkpoint_defaults
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 DEBUG_ENV = "FORECAST_DEBUG"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -90,7 +91,9 @@ class ForecastCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         """Parse ``args`` (default: the command line) and run the subcommand, like ``LightningCLI``."""
         self.resume_version: str | None = None
-        no_exit = {"exit_on_error": False}  # errors reach main() as exceptions: one line, no usage dump
+        # errors reach main() as exceptions (one line, no usage dump); no abbreviated options: --trainer.max_epoch
+        # must not silently mean --trainer.max_epochs
+        no_exit = {"exit_on_error": False, "allow_abbrev": False}
         super().__init__(
             Forecaster,
             StockDataModule,
@@ -313,6 +316,7 @@ class ForecastCLI(LightningCLI):
             key: plain(fit.model[key].as_dict()) if fit.model.get(key) is not None else None
             for key in ("optimizer", "lr_scheduler")
         }
+        _check_optimizer(self.model)
         if fit.get("init_from"):  # a warm start: the checkpoint's weights, a fresh optimizer, schedule and epochs
             self.model.load_state_dict(read_checkpoint(fit.init_from)["state_dict"])
             self.model.init_from = str(Path(fit.init_from).absolute())
@@ -362,6 +366,15 @@ class ForecastCLI(LightningCLI):
                 "the test scores the weights of the last training step"
             )
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
+
+
+def _check_optimizer(model: Forecaster) -> None:
+    """Build the optimizer and scheduler once, before the run writes anything: a value their constructors refuse
+    (a negative learning rate, say) is the user's to fix, not an internal failure after the run folder exists."""
+    try:
+        model.configure_optimizers()
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid optimizer or LR scheduler setting: {_first_line(exc)}") from exc
 
 
 def _dotted(sub_config: Any) -> dict[str, Any]:
@@ -465,7 +478,14 @@ def main(args: list[str] | None = None) -> None:
         if argv[:1] == ["backtest"]:
             from forecast.backtest.cli import backtest  # its own parser: it runs fit and predict per fold
 
-            backtest(argv[1:])
+            try:
+                backtest(argv[1:])
+            except KeyboardInterrupt:
+                print(
+                    "error: interrupted; the same command resumes the backtest (finished folds are kept)",
+                    file=sys.stderr,
+                )
+                sys.exit(EXIT_INTERRUPTED)
         else:
             ForecastCLI()
     except FoldFailedError as exc:  # the fold's own command printed its traceback (if any) into its log

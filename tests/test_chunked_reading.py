@@ -71,10 +71,10 @@ def test_any_row_order_gives_the_panel_sorted_by_ticker_and_date(tmp_path, small
 @pytest.mark.parametrize(
     ("row", "text", "error", "message"),
     [
-        (5, "2020-01-07,X,1,A", SchemaError, "bad.csv: non-numeric value 'X' in column Close at row 5"),
-        (6, "someday,1,1,A", SchemaError, "bad.csv: unparseable date 'someday' in column Date at row 6"),
-        (5, "2020-01-07,-1,1,A", BadValueError, r"non-positive price -1.0 in column Close at row 5 \(ticker A, 2020"),
-        (7, "2020-01-02,5,1,A", BadValueError, "duplicate row for ticker A on 2020-01-02 at row 7"),
+        (5, "2020-01-07,X,1,A", SchemaError, "bad.csv: non-numeric value 'X' in column Close at line 6"),
+        (6, "someday,1,1,A", SchemaError, "bad.csv: unparseable date 'someday' in column Date at line 7"),
+        (5, "2020-01-07,-1,1,A", BadValueError, r"non-positive price -1.0 in column Close at line 6 \(ticker A, 2020"),
+        (7, "2020-01-02,5,1,A", BadValueError, "two rows for ticker A on 2020-01-02, at line 3 and line 8"),
     ],
 )
 def test_messages_give_file_rows_in_later_chunks(tmp_path, two_row_chunks, row, text, error, message):
@@ -103,7 +103,7 @@ def test_an_error_in_one_of_many_files_names_that_file_and_its_row(tmp_path, two
     for name, bad_row in (("aaa.csv", None), ("bbb.csv", 4)):
         rows = [f"{d},{5 + i}" if i + 1 != bad_row else f"{d},n/a?" for i, d in enumerate(days)]
         (folder / name).write_text("Date,Close\n" + "\n".join(rows) + "\n")
-    with pytest.raises(SchemaError, match=r"bbb.csv: non-numeric value 'n/a\?' in column Close at row 4"):
+    with pytest.raises(SchemaError, match=r"bbb.csv: non-numeric value 'n/a\?' in column Close at line 5"):
         _panel(folder)
 
 

@@ -63,10 +63,13 @@ def test_auto_without_path_or_credentials_says_it_uses_synthetic_data(tmp_path, 
     ("text", "message"),
     [
         ("Date,Close\n2020-01-01,1\n2020-01-01,2\n", "no ticker column (Name, Ticker or Symbol) and its dates repeat"),
-        ("Date,Close,Name\n2020-13-45,1,A\n", "unparseable date '2020-13-45' in column Date at row 1"),
-        ("Date,Close,Name\n2020-01-01,abc,A\n", "non-numeric value 'abc' in column Close at row 1"),
-        ("Date,Close,Name\n2020-01-01,0,A\n", "non-positive price 0.0 in column Close at row 1"),
-        ("Date,Close,Name\n2020-01-01,1,A\n2020-01-01,2,A\n", "duplicate row for ticker A on 2020-01-01 at row 2"),
+        ("Date,Close,Name\n2020-13-45,1,A\n", "unparseable date '2020-13-45' in column Date at line 2"),
+        ("Date,Close,Name\n2020-01-01,abc,A\n", "non-numeric value 'abc' in column Close at line 2"),
+        ("Date,Close,Name\n2020-01-01,0,A\n", "non-positive price 0.0 in column Close at line 2"),
+        (
+            "Date,Close,Name\n2020-01-01,1,A\n2020-01-01,2,A\n",
+            "two rows for ticker A on 2020-01-01, at line 2 and line 3",
+        ),
         ("Date,Close,Name\n2020-01-01,1,A\n", "no ticker has the 40 days one window needs"),
         ("a,b\n1,2\n1,2,3\n", "cannot be read as a table"),
     ],
@@ -191,3 +194,25 @@ def test_validation_off_says_the_test_scores_the_last_weights(tmp_path):
     result = _fit(tmp_path, "--trainer.limit_val_batches", "0", "--trainer.max_epochs", "1")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "no best checkpoint: the test scores the weights of the last training step" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model.optimizer.init_args.lr", "-0.003"], "invalid optimizer or LR scheduler setting: Invalid learning"),
+        (["--model.optimizer.betas", "[1.5, 0.9]"], "invalid optimizer or LR scheduler setting: Invalid beta"),
+        (["--data.calendar", "XNYZ"], "unknown exchange calendar 'XNYZ'"),
+        (["--data.base_len", "5"], "data.base_len 5 must be longer than data.horizon 10"),
+        (["--data.base_len", "12", "--model.lookback", "3"], "model.lookback 3 must be in 1..2"),
+        (["--trainer.max_epoch", "2"], "trainer.max_epoch"),  # no abbreviations: not --trainer.max_epochs
+    ],
+)
+def test_a_value_a_constructor_refuses_is_one_line_before_anything_is_written(tmp_path, args, message):
+    _assert_clean_failure(_fit(tmp_path, *args), message, tmp_path)
+
+
+def test_one_ticker_needs_no_brackets(tmp_path):
+    result = _fit(tmp_path, "--data.tickers", "SYN01", "--trainer.max_epochs", "1", "--test_after_fit", "false")
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert list(last["datamodule_hyper_parameters"]["tickers"]) == ["SYN01"]

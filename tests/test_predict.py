@@ -1,5 +1,6 @@
 """Forecasting from a checkpoint alone, the prediction file format, and 2-process DDP on CPU (gloo)."""
 
+import numpy as np
 import pandas as pd
 import torch
 from conftest import CUSTOM
@@ -57,7 +58,10 @@ def test_ddp_two_processes_fit_then_predict_equals_one_process(tmp_path):
     assert len(a) == len(b) > 0
     assert not a.duplicated(["Name", "origin_date", "step"]).any()
     pd.testing.assert_frame_equal(a.drop(columns="forecast"), b.drop(columns="forecast"))
-    assert (a["forecast"] - b["forecast"]).abs().max() < 1e-4
+    # float32 sums round differently with each process's batch: differences of a few float32 epsilons (1.2e-7)
+    # of the price (1.39e-4 dollars at $658 was seen on one machine), so a relative bound of 1e-5 (about 80
+    # epsilons), never an absolute one that high-priced tickers exceed
+    np.testing.assert_allclose(a["forecast"], b["forecast"], rtol=1e-5, atol=0)
 
 
 def test_predict_from_a_checkpoint_trained_in_python(tmp_path):

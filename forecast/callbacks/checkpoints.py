@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 
@@ -18,3 +22,14 @@ class LastCheckpoint(ModelCheckpoint):
         super().__init__(
             dirpath=dirpath, filename="last", monitor=None, save_top_k=1, save_last=False, enable_version_counter=False
         )
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """Ctrl-C during ``fit``: say how to go on (Lightning then ends the process)."""
+        if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero and trainer.state.fn == "fit":
+            last = Path(self.dirpath or ".") / "last.ckpt"
+            where = f"its last checkpoint, {last}" if last.is_file() else "the start (no epoch had finished)"
+            print(
+                f"interrupted: the same command with --ckpt_path last resumes this run from {where}",
+                file=sys.stderr,
+                flush=True,
+            )

@@ -24,6 +24,7 @@ from forecast.data.windows import (
     Panel,
     WindowDataset,
     build_panel,
+    check_calendar,
     collate_batch,
     date_splits,
     latest_starts,
@@ -49,9 +50,12 @@ class StockDataModule(L.LightningDataModule):
         kaggle_dataset: the Kaggle dataset, ``OWNER/SLUG`` (default: the DJIA 30 dataset).
         kaggle_file: the file name, or a glob for one file per ticker (``*.txt``), within that dataset.
         price_column: the column to forecast (``Close``; ``Adj Close`` when asked).
+        date_format: the strftime pattern of the files' dates, e.g. ``%m/%d/%Y`` (default: ISO ``YYYY-MM-DD``, or
+            the slash pattern a file's own dates prove: a first field above 12 is day-first, a second month-first).
+            Every date is read as the exchange's local day: a time of day and a time-zone offset are dropped.
         calendar: the exchange calendar (``exchange_calendars`` code, e.g. ``XNYS``, ``XLON``) whose trading days
             date the forecasts of ``predict_set: latest``.
-        tickers: names to use (default: all).
+        tickers: names to use (default: all); one name alone is a list of one.
         channels: input columns, one channel each (``Close`` must be among them: it is the target);
             ``Volume`` enters as ``log1p(volume)``; ``Market`` is derived, the equal-weighted index of all
             tickers in the data up to each day.
@@ -83,8 +87,9 @@ class StockDataModule(L.LightningDataModule):
         kaggle_dataset: str = KAGGLE_DATASET,
         kaggle_file: str = KAGGLE_FILE,
         price_column: str = "Close",
+        date_format: str | None = None,
         calendar: str = "XNYS",
-        tickers: list[str] | None = None,
+        tickers: list[str] | str | None = None,
         channels: tuple[str, ...] = ("Close",),
         base_len: int = 30,
         horizon: int = 10,
@@ -110,6 +115,8 @@ class StockDataModule(L.LightningDataModule):
         if base_len < 2 or horizon < 1 or stride < 1:
             raise ValueError(f"need base_len >= 2, horizon >= 1, stride >= 1; got {base_len}, {horizon}, {stride}")
         self.save_hyperparameters()
+        if isinstance(tickers, str):  # --data.tickers AAPL: one ticker
+            self.hparams["tickers"] = [tickers]
         self.channels = channels
         self.panel: Panel | None = None
         self.datasets: dict[str, WindowDataset] = {}
@@ -129,6 +136,7 @@ class StockDataModule(L.LightningDataModule):
         """Read, validate and index the data (once; later calls reuse it)."""
         if self.panel is None:
             hp = self.hparams
+            check_calendar(hp.calendar)
             source, why = choose_source(hp.source, hp.path)
             if source == "synthetic" and hp.source == "auto":
                 log.warning(
@@ -149,6 +157,7 @@ class StockDataModule(L.LightningDataModule):
                 hp.price_column,
                 hp.kaggle_dataset,
                 hp.kaggle_file,
+                hp.date_format,
             )
             columns = [c for c in self.channels if c != MARKET]  # the market channel is derived, not read
             frame = clean_chunks(chunks, columns)

@@ -8,13 +8,18 @@ column names are matched case-insensitively among common spellings, the price co
 from __future__ import annotations
 
 import glob
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from forecast.data.dates import SLASH, infer_date_format, looks_iso
 from forecast.data.errors import DataError, SchemaError
+
+log = logging.getLogger(__name__)
 
 DATE_NAMES = ("date", "timestamp", "datetime")
 TICKER_NAMES = ("name", "ticker", "symbol")
@@ -28,15 +33,31 @@ class Chunk:
 
     Attributes:
         origin: the file the rows come from (or ``synthetic``), for messages.
-        first_row: 1-based data row (header excluded) of the chunk's first row within that file.
+        first_row: where the chunk's first row is, in ``unit``s: the line of a CSV file as an editor numbers it
+            (the header is line 1), or the 1-based row of a table (a DataFrame, a Parquet file).
         frame: the rows, columns renamed by :func:`standardise`.
         has_ticker: whether the file has a ticker column (else it is one ticker, named after the file).
+        unit: ``line`` or ``row``.
+        offsets: each row's distance from ``first_row`` when blank lines were dropped between them (else None:
+            row i is at ``first_row + i``).
+        date_format: the strftime pattern of the file's dates (None: ISO 8601).
     """
 
     origin: str
     first_row: int
     frame: pd.DataFrame
     has_ticker: bool = True
+    unit: str = "row"
+    offsets: np.ndarray | None = None
+    date_format: str | None = None
+
+    def at(self, i: int) -> str:
+        """Where the chunk's ``i``-th row is, for a message: ``line 14`` or ``row 13``."""
+        return f"{self.unit} {self.number(i)}"
+
+    def number(self, i: int) -> int:
+        """The line (or row) number of the chunk's ``i``-th row."""
+        return self.first_row + (int(self.offsets[i]) if self.offsets is not None else i)
 
 
 def several_tickers_error(origin: str) -> SchemaError:
@@ -113,12 +134,22 @@ def standardise(raw: pd.DataFrame, origin: str, price_column: str = "Close", tic
 
 
 def read_chunks(
-    path: str | Path, read: Callable[[Path], Iterable[pd.DataFrame]], price_column: str = "Close"
+    path: str | Path,
+    read: Callable[[Path], Iterable[pd.DataFrame]],
+    price_column: str = "Close",
+    date_format: str | None = None,
+    read_dates: Callable[[Path, object], pd.Series] | None = None,
 ) -> Iterator[Chunk]:
-    """Every data file ``path`` names, as standardised chunks (``read(file)`` yields one file's rows in chunks).
+    """Every data file ``path`` names, as standardised chunks (``read(file)`` yields one file's rows in chunks, blank
+    lines as rows of missing values; ``read_dates(file, column)`` its whole date column).
+
+    Rows are numbered as an editor numbers a CSV file's lines (blank lines counted), a Parquet file's as rows.
+    Without ``date_format``, a file whose dates are not ISO gets the slash-date pattern its own dates prove
+    (:func:`forecast.data.dates.infer_date_format`, one log line), read from its whole date column.
 
     Raises:
         DataError: ``path`` names no data file.
+        SchemaError: slash dates whose order the file does not prove.
     """
     files = data_files(path)
     if not files:
@@ -127,8 +158,34 @@ def read_chunks(
             "per-ticker files, or a glob pattern that matches some"
         )
     for file in files:
-        first_row = 1
-        for raw in read(file):
-            has_ticker = find_column(raw.columns, TICKER_NAMES) is not None
-            yield Chunk(str(file), first_row, standardise(raw, str(file), price_column), has_ticker)
+        unit, first_row = ("row", 1) if file.suffix == ".parquet" else ("line", 2)
+        file_format = date_format
+        for k, raw in enumerate(read(file)):
+            blank = raw.isna().all(axis=1).to_numpy()
+            offsets = np.flatnonzero(~blank) if blank.any() else None
+            rows = raw[~blank] if blank.any() else raw
+            if k == 0 and file_format is None:
+                file_format = _slash_format(file, rows, read_dates)
+            has_ticker = find_column(rows.columns, TICKER_NAMES) is not None
+            frame = standardise(rows, str(file), price_column)
+            yield Chunk(str(file), first_row, frame, has_ticker, unit, offsets, file_format)
             first_row += len(raw)
+
+
+def _slash_format(file: Path, rows: pd.DataFrame, read_dates: Callable[[Path, object], pd.Series] | None) -> str | None:
+    """None for a file of ISO dates; else the slash pattern the whole file's dates prove (one log line)."""
+    column = find_column(rows.columns, DATE_NAMES)
+    values = rows[column].dropna() if column is not None else pd.Series([], dtype=object)
+    if values.empty or looks_iso(values.iloc[0]):
+        return None
+    every = read_dates(file, column) if read_dates is not None else values
+    pattern, why = infer_date_format(every)
+    if pattern is None:
+        if not every.astype(str).str.match(SLASH).all():
+            return None  # not slash dates: the row that does not parse is reported where it is read
+        raise SchemaError(
+            f"{file}: the dates ({values.iloc[0]!r}, ...) are {why}; pass --data.date_format '%m/%d/%Y' "
+            "(month first) or '%d/%m/%Y' (day first)"
+        )
+    log.info("%s: dates read as %s (pattern %s; --data.date_format sets another)", file, why, pattern)
+    return pattern

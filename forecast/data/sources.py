@@ -33,6 +33,11 @@ KAGGLE_DATASET = "szrlee/stock-time-series-20050101-to-20171231"
 KAGGLE_FILE = "all_stocks_2006-01-01_to_2018-01-01.csv"
 SOURCES = ("auto", "csv", "kaggle", "synthetic")
 CHUNK_ROWS = 1_000_000
+NA_STRINGS = (
+    *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>"),
+    *("N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"),
+)
+"""The strings pandas reads as missing by default (its documented ``na_values``), for every column but the ticker."""
 CREDENTIALS_HELP = (
     "set KAGGLE_API_TOKEN or save the token to ~/.kaggle/access_token "
     "(or the legacy ~/.kaggle/kaggle.json / KAGGLE_USERNAME and KAGGLE_KEY), "
@@ -67,10 +72,15 @@ def read_file_chunks(path: str | Path, chunk_rows: int | None = None) -> Iterato
                 raise DataError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow (or pass a CSV)") from exc
             return
         # tickers and dates as text in every chunk: pandas infers each chunk's types on its own, and a ticker
-        # such as 0700 would be the number 700 in a chunk of digits only and "0700" in one with letters
+        # such as 0700 would be the number 700 in a chunk of digits only and "0700" in one with letters. A ticker
+        # is missing only when its cell is empty: NA, NULL or NAN are real tickers. Blank lines are kept (as rows
+        # of missing values) so that messages can give the file's line numbers.
         header = pd.read_csv(path, nrows=0).columns
-        text = {c: str for c in (find_column(header, TICKER_NAMES), find_column(header, DATE_NAMES)) if c is not None}
-        with pd.read_csv(path, chunksize=chunk_rows or CHUNK_ROWS, dtype=text) as reader:
+        ticker, date = find_column(header, TICKER_NAMES), find_column(header, DATE_NAMES)
+        text = {c: str for c in (ticker, date) if c is not None}
+        missing = {c: [""] if c == ticker else list(NA_STRINGS) for c in header}
+        options = {"dtype": text, "keep_default_na": False, "na_values": missing, "skip_blank_lines": False}
+        with pd.read_csv(path, chunksize=chunk_rows or CHUNK_ROWS, **options) as reader:
             yield from reader
     except (
         pd.errors.ParserError,
@@ -86,6 +96,14 @@ def read_file_chunks(path: str | Path, chunk_rows: int | None = None) -> Iterato
             f"{path}: cannot be read as a table ({type(exc).__name__}: {reason}); is the file complete and a CSV, "
             "CSV.gz or Parquet file?"
         ) from exc
+
+
+def read_date_column(path: str | Path, column: object) -> pd.Series:
+    """One file's whole date column, as text (a Parquet file's as stored): to decide the order of slash dates."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path, columns=[str(column)])[column]
+    return pd.read_csv(path, usecols=[column], dtype=str)[column]
 
 
 def kaggle_credentials_configured() -> bool:
@@ -189,14 +207,16 @@ def load_chunks(
     price_column: str = "Close",
     kaggle_dataset: str = KAGGLE_DATASET,
     kaggle_pattern: str = KAGGLE_FILE,
+    date_format: str | None = None,
 ) -> Iterator[Chunk]:
     """The rows of a concrete source (``csv``, ``kaggle`` or ``synthetic``) in the project's schema, in chunks
-    (see :func:`forecast.data.validate.clean_chunks`)."""
+    (see :func:`forecast.data.validate.clean_chunks`); ``date_format``: the files' strftime date pattern (None:
+    ISO, or the slash pattern each file proves)."""
     if source == "csv":
         if not path:
             raise DataError("source 'csv' needs a file: pass --data.path PATH")
-        return read_chunks(path, read_file_chunks, price_column)
+        return read_chunks(path, read_file_chunks, price_column, date_format, read_date_column)
     if source == "kaggle":
         folder = download_kaggle(cache_dir, kaggle_dataset, kaggle_pattern)
-        return read_chunks(folder / kaggle_pattern, read_file_chunks, price_column)
+        return read_chunks(folder / kaggle_pattern, read_file_chunks, price_column, date_format, read_date_column)
     return iter([Chunk("synthetic", 1, standardise(synthetic_panel(**synthetic_options), "synthetic", price_column))])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
+from forecast.data.dates import parse_days
 from forecast.data.errors import BadValueError, SchemaError
 from forecast.data.layouts import Chunk, several_tickers_error
 
@@ -23,39 +24,48 @@ def _first(mask: pd.Series | np.ndarray) -> int:
     return int(np.asarray(mask).nonzero()[0][0])
 
 
-def _dates(column: pd.Series, origin: str, first_row: int) -> np.ndarray:
-    """A column of dates → ``datetime64[ns]`` (time zones dropped); an unparseable one is a :class:`SchemaError`."""
-    dates = pd.to_datetime(column, format="ISO8601", errors="coerce")
-    bad = dates.isna()
+def _dates(chunk: Chunk) -> np.ndarray:
+    """The chunk's dates → the local day of each, ``datetime64[ns]`` (:mod:`forecast.data.dates`); a value that is
+    not a date is a :class:`SchemaError`."""
+    column = chunk.frame["Date"]
+    days = parse_days(column, chunk.date_format)
+    bad = days.isna()
     if bad.any():
         i = _first(bad)
+        expected = f"the pattern {chunk.date_format!r}" if chunk.date_format else "YYYY-MM-DD (or --data.date_format)"
         raise SchemaError(
-            f"{origin}: unparseable date {column.iloc[i]!r} in column Date at row {first_row + i}; use YYYY-MM-DD"
+            f"{chunk.origin}: unparseable date {column.iloc[i]!r} in column Date at {chunk.at(i)}; use {expected}"
         )
-    if dates.dt.tz is not None:
-        dates = dates.dt.tz_localize(None)
-    return dates.to_numpy(dtype="datetime64[ns]")
+    return days.to_numpy(dtype="datetime64[ns]")
 
 
-def _numbers(frame: pd.DataFrame, column: str, origin: str, first_row: int) -> np.ndarray:
-    """A value column → float64 (NaN where empty); a non-numeric, non-positive price or negative value is an error."""
+def _numbers(chunk: Chunk, column: str) -> np.ndarray:
+    """A value column → float64 (NaN where empty); a non-numeric or non-finite value, a non-positive price or a
+    negative value is an error."""
+    frame, origin = chunk.frame, chunk.origin
     raw = frame[column]
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64")
     bad = np.isnan(values) & raw.notna().to_numpy()
     if bad.any():
         i = _first(bad)
-        raise SchemaError(f"{origin}: non-numeric value {raw.iloc[i]!r} in column {column} at row {first_row + i}")
+        raise SchemaError(f"{origin}: non-numeric value {raw.iloc[i]!r} in column {column} at {chunk.at(i)}")
+    bad = np.isinf(values)
+    if bad.any():
+        i = _first(bad)
+        raise BadValueError(
+            f"{origin}: non-finite value {values[i]} in column {column} at {chunk.at(i)}; fix or drop that row"
+        )
     if column in PRICE_COLUMNS:
         bad = values <= 0
         if bad.any():
             i = _first(bad)
             raise BadValueError(
-                f"{origin}: non-positive price {values[i]} in column {column} at row {first_row + i} "
-                f"(ticker {frame['Name'].iloc[i]}, {pd.Timestamp(frame['Date'].iloc[i]):%Y-%m-%d}); "
+                f"{origin}: non-positive price {values[i]} in column {column} at {chunk.at(i)} "
+                f"(ticker {frame['Name'].iloc[i]}, {frame['Date'].iloc[i]}); "
                 "fix or drop that row, or leave the column out of the input channels"
             )
     elif (values < 0).any():
-        raise BadValueError(f"{origin}: negative value in column {column} at row {first_row + _first(values < 0)}")
+        raise BadValueError(f"{origin}: negative value in column {column} at {chunk.at(_first(values < 0))}")
     return values
 
 
@@ -94,14 +104,14 @@ class _Rows:
     codes: _Growing = field(default_factory=lambda: _Growing(np.int32))
     dates: _Growing = field(default_factory=lambda: _Growing("datetime64[ns]"))
     values: dict[str, _Growing] = field(default_factory=dict)
-    sources: list[tuple[str, int, bool]] = field(default_factory=list)  # each chunk's origin, first_row, has_ticker
+    sources: list[Chunk] = field(default_factory=list)  # each chunk, its rows dropped: where its rows came from
     starts: list[int] = field(default_factory=list)  # position of each chunk's first row among all rows
 
     def __post_init__(self) -> None:
         self.values = {column: _Growing(np.float64) for column in self.columns}
 
     def add(self, chunk: Chunk) -> None:
-        frame, origin, first_row = chunk.frame, chunk.origin, chunk.first_row
+        frame, origin = chunk.frame, chunk.origin
         missing = [c for c in ("Date", "Name", *self.columns) if c not in frame.columns]
         if missing:
             raise SchemaError(
@@ -110,15 +120,15 @@ class _Rows:
             )
         names = frame["Name"]
         if names.isna().any():
-            raise SchemaError(f"{origin}: empty ticker in column Name at row {first_row + _first(names.isna())}")
+            raise SchemaError(f"{origin}: empty ticker in column Name at {chunk.at(_first(names.isna()))}")
         local, uniques = pd.factorize(names.astype(str))
         lookup = np.array([self.tickers.setdefault(name, len(self.tickers)) for name in uniques], dtype=np.int32)
-        self.dates.append(_dates(frame["Date"], origin, first_row))
+        self.dates.append(_dates(chunk))
         for column in self.columns:
-            self.values[column].append(_numbers(frame, column, origin, first_row))
+            self.values[column].append(_numbers(chunk, column))
         self.starts.append(self.codes.size)
         self.codes.append(lookup[local])
-        self.sources.append((origin, first_row, chunk.has_ticker))
+        self.sources.append(replace(chunk, frame=frame.iloc[:0]))
 
     def take(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """The ticker codes, dates and value columns of every row, each as one array; this object keeps only
@@ -130,15 +140,13 @@ class _Rows:
 
     def origins(self) -> str:
         """The files read, for a message: their names, or how many when there are more than three."""
-        files = list(dict.fromkeys(origin for origin, _, _ in self.sources))
+        files = list(dict.fromkeys(chunk.origin for chunk in self.sources))
         return ", ".join(files) if len(files) <= 3 else f"{len(files)} files"
 
-    def where(self, position: int) -> tuple[str, int, bool]:
-        """The file of the row at ``position`` among all rows, its 1-based row there, and whether the file has a
-        ticker column."""
+    def where(self, position: int) -> tuple[Chunk, int]:
+        """The chunk of the row at ``position`` among all rows (its rows dropped), and the row's index in it."""
         k = int(np.searchsorted(self.starts, position, side="right")) - 1
-        origin, first_row, has_ticker = self.sources[k]
-        return origin, first_row + position - self.starts[k], has_ticker
+        return self.sources[k], position - self.starts[k]
 
 
 def _follows(codes: np.ndarray, dates: np.ndarray) -> np.ndarray:
@@ -176,8 +184,9 @@ def clean_chunks(chunks: Iterable[Chunk], columns: list[str]) -> pd.DataFrame:
 
     Raises:
         SchemaError: a missing column, an unparseable date, a non-numeric value, a missing ticker name, a file with
-            no ticker column whose dates repeat. Messages name the file and its 1-based data row.
-        BadValueError: a duplicate (Name, Date) row or a non-positive price in a used price column.
+            no ticker column whose dates repeat. Messages name the file and its line (as an editor numbers it).
+        BadValueError: two rows for one ticker and day, a non-finite value, or a non-positive price in a used price
+            column.
     """
     used = list(dict.fromkeys([*columns, "Close"]))
     rows = _Rows(used)
@@ -201,12 +210,16 @@ def clean_chunks(chunks: Iterable[Chunk], columns: list[str]) -> pd.DataFrame:
         repeats = np.flatnonzero(~in_order) + 1  # the later row of each pair, in the sorted order
         in_files = repeats if order is None else order[repeats]
         first = int(np.argmin(in_files))  # the repeat that comes first in the files
-        origin, row, has_ticker = rows.where(int(in_files[first]))
-        if not has_ticker:
-            raise several_tickers_error(origin)
+        chunk, i = rows.where(int(in_files[first]))
+        if not chunk.has_ticker:
+            raise several_tickers_error(chunk.origin)
+        earlier = int(repeats[first] - 1) if order is None else int(order[repeats[first] - 1])
+        other, j = rows.where(earlier)
+        also = f"{other.at(j)}" if other.origin == chunk.origin else f"{other.origin} {other.at(j)}"
         raise BadValueError(
-            f"{origin}: duplicate row for ticker {names[codes[repeats[first]]]} on "
-            f"{pd.Timestamp(dates[repeats[first]]):%Y-%m-%d} at row {row}; keep one row per (Name, Date)"
+            f"{chunk.origin}: two rows for ticker {names[codes[repeats[first]]]} on "
+            f"{pd.Timestamp(dates[repeats[first]]):%Y-%m-%d}, at {also} and {chunk.at(i)} (dates are read as "
+            "days: a time of day does not make a second one); keep one row per ticker and day"
         )
     del in_order, order
     frame = pd.DataFrame(

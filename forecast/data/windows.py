@@ -270,6 +270,18 @@ class WindowDataset(Dataset[Batch]):
         return next_sessions(origins, self.horizon, self.calendar)
 
 
+def check_calendar(calendar: str) -> None:
+    """A :class:`DataError` for a code that names no exchange calendar (checked where it is given, not first at a
+    ``predict`` of the latest days, after a whole fit saved it)."""
+    import exchange_calendars as xcals  # imported here: a second to load, and only the calendar needs it
+
+    if calendar not in xcals.get_calendar_names(include_aliases=True):
+        raise DataError(
+            f"unknown exchange calendar {calendar!r}; use a code of exchange_calendars such as XNYS, XNAS, XLON, XTKS "
+            "(--data.calendar)"
+        )
+
+
 def next_sessions(origins: np.ndarray, horizon: int, calendar: str) -> np.ndarray:
     """The ``horizon`` trading sessions of exchange ``calendar`` after each origin: ``(N,)`` → ``(N, H)`` days.
 

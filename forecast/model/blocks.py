@@ -167,10 +167,16 @@ class RidgePostdiction(nn.Module):
         self.lookback = lookback or base_len - horizon
         self.horizon = horizon
         self.shifts = base_len - self.lookback - horizon + 1
+        if base_len <= horizon:
+            raise ValueError(
+                f"data.base_len {base_len} must be longer than data.horizon {horizon}: the ridge layer learns from "
+                "the base's own early days how they lead to its last ones; raise --data.base_len or lower "
+                "--data.horizon"
+            )
         if self.lookback < 1 or self.shifts < 1:
             raise ValueError(
-                f"lookback must be in 1..{base_len - horizon} (base_len - horizon) for base_len={base_len}, "
-                f"horizon={horizon}; got {lookback}"
+                f"model.lookback {lookback} must be in 1..{base_len - horizon} (data.base_len {base_len} minus "
+                f"data.horizon {horizon}); lower --model.lookback, or raise --data.base_len"
             )
         if pool not in ("sample", "batch"):
             raise ValueError(f"pool must be 'sample' or 'batch', got {pool!r}")
