@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -23,8 +24,8 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.utilities import rank_zero_only
 
+from forecast import terminal
 from forecast.backtest.folds import BacktestError
 from forecast.backtest.runner import FoldFailedError
 from forecast.callbacks import (
@@ -47,14 +48,14 @@ from forecast.checkpoint import (
     runs_folder,
 )
 from forecast.data import DataError, StockDataModule
+from forecast.data.errors import plural
 from forecast.model import Forecaster
 from forecast.model.forecaster import TrainingDivergedError
 from forecast.settings import Given, Use, apply_rule, checkpoint_defaults
+from forecast.terminal import EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_USER_ERROR
 
-EXIT_USER_ERROR = 2
-EXIT_INTERNAL_ERROR = 1
-EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 DEBUG_ENV = "FORECAST_DEBUG"
+DEBUG_HELP = "--debug (or FORECAST_DEBUG=1) shows the traceback of an error and Lightning's own notices."
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 log = logging.getLogger("forecast.cli")
@@ -75,6 +76,15 @@ def _close_index(channels: tuple[str, ...]) -> int:
 
 def _save_dir(root: str | None) -> str:
     return str(Path(root or ".").absolute())
+
+
+class PlainHelpParser(LightningArgumentParser):
+    """Lightning's parser whose ``--help`` shows the docstrings' Sphinx markup as plain text (``"auto"`` → "auto",
+    :class:`datetime.timedelta` → datetime.timedelta)."""
+
+    def format_help(self) -> str:
+        text = re.sub(r":(?:class|func|meth|data|mod|attr|obj):`~?([^`]+)`", r"\1", super().format_help())
+        return re.sub(r"``([^`]*)``", r"\1", text)
 
 
 class FitConfigSaver(SaveConfigCallback):
@@ -107,12 +117,14 @@ class ForecastCLI(LightningCLI):
                 "callbacks": [LastCheckpoint(), FitSummary(), TestReport()],
             },
             save_config_callback=FitConfigSaver,
+            parser_class=PlainHelpParser,
             save_config_kwargs={"overwrite": True},
             parser_kwargs={
                 **no_exit,
+                "prog": "python -m forecast",
                 "epilog": "One more subcommand, with its own options: backtest (walk-forward years with a significance "
-                "test; python -m forecast backtest --help).",
-                **{sub: dict(no_exit) for sub in SUBCOMMANDS},
+                f"test; python -m forecast backtest --help). {DEBUG_HELP}",
+                **{sub: {**no_exit, "epilog": DEBUG_HELP} for sub in SUBCOMMANDS},
             },
             auto_configure_optimizers=False,
             args=args,
@@ -350,7 +362,7 @@ class ForecastCLI(LightningCLI):
         summary = self.writer.summary
         if summary and self.trainer.is_global_zero:
             print(
-                f"wrote {summary['rows']:,} forecast rows for {summary['tickers']} tickers, origins "
+                f"wrote {summary['rows']:,} forecast rows for {plural(summary['tickers'], 'ticker')}, origins "
                 f"{summary['origins'][0]} .. {summary['origins'][1]}, targets {summary['targets'][0]} .. "
                 f"{summary['targets'][1]} to {summary['path']}"
             )
@@ -408,45 +420,6 @@ def _plain_config_values(parsed: Any, sub: str) -> dict[str, Any]:
     return found
 
 
-class _RankZeroFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return rank_zero_only.rank == 0
-
-
-class _NoAdvertFilter(logging.Filter):
-    """Drop Lightning's "💡 Tip" advertisement lines; keep everything else it logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip")
-
-
-class _CurrentStderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (the CLI may run in-process under captured output)."""
-
-    @property
-    def stream(self) -> Any:  # type: ignore[override]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-def _configure_logging() -> None:
-    logger = logging.getLogger("forecast")
-    if not logger.handlers:
-        handler = _CurrentStderrHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.addFilter(_RankZeroFilter())
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-    # a deprecation inside Lightning's own code, not actionable by users of this tool
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
-    for lightning_handler in logging.getLogger("lightning.pytorch").handlers:
-        if not any(isinstance(f, _NoAdvertFilter) for f in lightning_handler.filters):
-            lightning_handler.addFilter(_NoAdvertFilter())
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -471,7 +444,7 @@ def main(args: list[str] | None = None) -> None:
     argv = [a for a in argv if a != "--debug"]
     if debug:
         os.environ[DEBUG_ENV] = "1"  # DDP launches this command again in child processes
-    _configure_logging()
+    terminal.configure(debug, subcommand=next((a for a in argv if a in (*SUBCOMMANDS, "backtest")), ""))
     saved_argv = sys.argv
     sys.argv = [sys.argv[0], *argv]  # DDP re-launches sys.argv in its child processes
     try:

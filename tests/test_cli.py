@@ -106,3 +106,24 @@ def test_tutorial_config_runs(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "split=tutorial" in result.stderr  # the leaky split says so
+
+
+def test_a_quiet_terminal_results_on_stdout_and_an_error_alone_on_stderr(trained, tmp_path):
+    predicted = run_main(["predict", "--ckpt_path", str(trained), "--output", "p.csv"], tmp_path)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    assert predicted.stderr.strip() == "", predicted.stderr  # no dirpath or EarlyStopping warnings, no notices
+    for noise in ("Seed set to", "GPU available", "Restoring states", "data source:", "1 tickers"):
+        assert noise not in predicted.stdout
+    assert "wrote 2 forecast rows" not in predicted.stdout and "for 2 tickers" in predicted.stdout
+    failed = run_main(["predict", "--ckpt_path", str(trained), "--data.path", "nope.csv"], tmp_path)
+    assert failed.returncode == 2 and len(failed.stderr.strip().splitlines()) == 1, failed.stderr
+
+
+def test_help_names_the_command_and_shows_no_markup():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "forecast", "fit", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("usage: python -m forecast")
+    assert "``" not in done.stdout and ":class:`" not in done.stdout and ":func:`" not in done.stdout
+    assert "--debug" in done.stdout

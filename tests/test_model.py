@@ -39,7 +39,7 @@ def test_postdiction_rows_match_hand_layout():
     # a linear sequence is continued by the (near-unregularised) fitted map: 10, 11, up to the shrinkage of a
     # relative λ of 2e-4 (0.012 and 0.019 here); a wrong row layout would miss by whole units
     torch.testing.assert_close(layer(z), torch.tensor([[[10.0, 11.0]]], dtype=torch.float64), atol=3e-2, rtol=0)
-    with pytest.raises(ValueError, match=r"lookback must be in 1\.\.8"):
+    with pytest.raises(ValueError, match=r"model.lookback 9 must be in 1\.\.8"):
         RidgePostdiction(base_len=10, horizon=2, lookback=9)
 
 

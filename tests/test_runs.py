@@ -30,7 +30,7 @@ def test_two_fits_in_one_root_then_last_and_best_mean_the_newest_run(tmp_path, s
         frame = pd.read_csv(tmp_path / "out.csv")
         assert sorted(frame["step"].unique()) == [1, 2, 3, 4]  # the second model's horizon
         assert set(frame["Name"]) == {"SYN00", "SYN01", "SYN02"}  # the CSV's tickers (7 seeded), not SYN00/SYN01
-        assert str(run_dir(tmp_path, 1)) in result.stderr
+        assert str(run_dir(tmp_path, 1)) in result.stdout  # progress and results: stdout
     tested = run_main(["test", "--trainer.accelerator", "cpu", "--ckpt_path", "last"], tmp_path)
     assert tested.returncode == 0, tested.stderr[-3000:]
     report = json.loads((run_dir(tmp_path, 1) / "test-last" / "test_metrics.json").read_text())
@@ -53,7 +53,7 @@ def test_best_is_found_in_a_run_folder_that_moved(tmp_path):
     old.rename(new)  # last.ckpt still records the best checkpoint's path under old/
     result = _predict(new, "--ckpt_path", "best")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"--ckpt_path best: {run_dir(new)}/checkpoints/epoch000" in result.stderr
+    assert f"--ckpt_path best: {run_dir(new)}/checkpoints/epoch000" in result.stdout
 
 
 def test_validate_test_predict_leave_no_stray_files(trained, tmp_path):

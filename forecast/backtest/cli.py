@@ -34,6 +34,7 @@ from forecast.backtest.runner import Fold, FoldRunner
 from forecast.backtest.scoring import FoldScore, read_predictions, score_fold
 from forecast.backtest.signal import combine, net_return
 from forecast.backtest.summary import ENSEMBLE
+from forecast.data.errors import plural
 from forecast.data.windows import Panel
 
 log = logging.getLogger("forecast.backtest")
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Diebold–Mariano test against naive. Options not listed here are fit options (--config, --model.*, "
         "--data.*, --trainer.*), given to every fold.",
         allow_abbrev=False,
+        epilog="--debug (or FORECAST_DEBUG=1) shows the traceback of an error.",
     )
     parser.add_argument("--years", type=int, nargs="+", help="test years (validation years with --validation_only)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of each year's fits (default: 0)")
@@ -193,7 +195,7 @@ def run_folds(runner: FoldRunner, folds: list[Fold], jobs: int) -> None:
     """Run the unfinished folds, ``jobs`` at a time; the first failure stops new folds from starting."""
     todo = [f for f in folds if not runner.finished(f)]
     print(
-        f"backtest: {len(folds)} folds, {len(folds) - len(todo)} finished earlier, {jobs} at a time; "
+        f"backtest: {plural(len(folds), 'fold')}, {len(folds) - len(todo)} finished earlier, {jobs} at a time; "
         f"logs in {runner.out / 'runs'}/<fold>/fold.log",
         flush=True,
     )

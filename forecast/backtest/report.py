@@ -224,7 +224,7 @@ def validation_markdown(result: dict[str, Any], title: dict[str, str]) -> str:
     for year, entry in years.items():
         folds = [f for f in result["folds"] if str(f["year"]) == year]
         lines.append(
-            f"| {year} | {entry['val_rel_mae_mean']:.4f} ± {entry['val_rel_mae_std']:.4f} | "
+            f"| {year} | {_spread(entry, entry['seeds'], 'val_rel_mae')} | "
             + "".join(f"{entry[f'{k}_mean']:.4f} | " for k in extra)
             + f"{'/'.join(str(f['best_epoch']) for f in folds)} | {sum(f['seconds'] for f in folds):.0f} |"
         )

@@ -13,7 +13,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
 from forecast.data.baselines import naive_quantile_ratios
-from forecast.data.errors import NotEnoughDataError
+from forecast.data.errors import NotEnoughDataError, plural
 from forecast.data.normalize import METHODS
 from forecast.data.sources import KAGGLE_DATASET, KAGGLE_FILE, choose_source, download_kaggle, load_chunks
 from forecast.data.validate import clean_chunks
@@ -143,7 +143,7 @@ class StockDataModule(L.LightningDataModule):
                     "data: the built-in synthetic prices (%s); pass --data.path FILE or configure Kaggle for real data",
                     why,
                 )
-            else:
+            elif hp.source == "auto":  # a source given (or restored from a checkpoint) needs no word
                 log.info("data source: %s (%s)", source, why)
             # checkpoints record the data actually read, so a checkpoint always means the same data
             self.hparams["source"] = source
@@ -163,8 +163,8 @@ class StockDataModule(L.LightningDataModule):
             frame = clean_chunks(chunks, columns)
             self.panel = build_panel(frame, self.channels, hp.tickers, min_length=hp.base_len + hp.horizon)
             log.info(
-                "%d tickers, %d rows, %s .. %s",
-                len(self.panel.names),
+                "%s, %d rows, %s .. %s",
+                plural(len(self.panel.names), "ticker"),
                 len(self.panel.dates),
                 self.panel.dates.min(),
                 self.panel.dates.max(),

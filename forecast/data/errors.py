@@ -23,3 +23,8 @@ class NotEnoughDataError(DataError):
 
 class KaggleCredentialsError(DataError):
     """The Kaggle source was chosen but no Kaggle credentials are configured."""
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 ticker``, ``2 tickers``: a count and its noun for a message."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
