@@ -1,6 +1,7 @@
 """Shared fixtures: the real DJIA data when present (else a clean skip), small synthetic panels, and one trained
 checkpoint shared by every test module that needs a model."""
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -9,13 +10,10 @@ from helpers import SMALL, run_dir, run_main
 
 from forecast.data import synthetic_panel
 
-DJIA = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "data"
-    / "djia"
-    / "all_stocks_2006-01-01_to_2018-01-01.csv.gz"
-)
+DJIA_FILE = "all_stocks_2006-01-01_to_2018-01-01.csv.gz"
+# FORECAST_TEST_DATA: a folder that holds the DJIA file (or the file itself); default ../shared/data/djia
+_given = Path(os.environ.get("FORECAST_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data" / "djia")
+DJIA = _given / DJIA_FILE if _given.is_dir() else _given
 
 # a non-default model and data layout: commands that read the checkpoint must rebuild both from it
 CUSTOM = ["--model.lookback", "4", "--model.encoder_channels", "[3, 6]", "--data.base_len", "20", "--data.horizon", "5"]
@@ -24,7 +22,10 @@ CUSTOM = ["--model.lookback", "4", "--model.encoder_channels", "[3, 6]", "--data
 @pytest.fixture(scope="session")
 def djia_path() -> Path:
     if not DJIA.is_file():
-        pytest.skip(f"real DJIA data not found at {DJIA} (it lives in ../shared/data/djia beside the checkout)")
+        pytest.skip(
+            f"real DJIA data not found at {DJIA} (it lives in ../shared/data/djia beside the checkout; "
+            "FORECAST_TEST_DATA=FOLDER points the tests elsewhere)"
+        )
     return DJIA
 
 
