@@ -70,3 +70,43 @@ def test_sigkill_between_epochs_then_resume_matches_uninterrupted_run(tmp_path):
     assert a["epoch"] == b["epoch"] == 2 and a["global_step"] == b["global_step"]
     for name, value in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][name], value, rtol=0, atol=1e-6, msg=name)
+
+
+def _interrupt_after_first_epoch(args, cwd, checkpoint):
+    """Run ``python -m forecast ARGS``, press Ctrl-C (SIGINT) once ``checkpoint`` holds epoch 0; (code, stderr)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("FORECAST_DEBUG", None)
+    slow = [*args, "--trainer.max_epochs", "50", "--trainer.limit_train_batches", "8"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forecast", *slow], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert _wait_for_epoch(checkpoint(), 0, process), "the first epoch's checkpoint never appeared"
+        os.killpg(process.pid, signal.SIGINT)  # the terminal sends Ctrl-C to the whole process group
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, stderr
+
+
+def test_ctrl_c_during_fit_says_how_to_resume(tmp_path):
+    code, stderr = _interrupt_after_first_epoch(
+        ["fit", *SMALL, "--test_after_fit", "false"], tmp_path, lambda: run_dir(tmp_path) / "checkpoints" / "last.ckpt"
+    )
+    assert code != 0
+    assert "interrupted: the same command with --ckpt_path last resumes this run" in stderr, stderr[-2000:]
+    assert "Traceback" not in stderr
+
+
+def test_ctrl_c_during_a_backtest_is_one_line(tmp_path):
+    args = ["backtest", "--years", "2017", "--out", "bt", *SMALL]
+    code, stderr = _interrupt_after_first_epoch(
+        args, tmp_path, lambda: run_dir(tmp_path / "bt" / "runs" / "2017_seed0") / "checkpoints" / "last.ckpt"
+    )
+    assert code == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == (
+        "error: interrupted; the same command resumes the backtest (finished folds are kept)"
+    )
+    assert "Traceback" not in stderr
