@@ -1,6 +1,6 @@
-"""``python -m forecast fit|validate|test|predict``: see ``forecast.cli``."""
+"""``python -m forecast COMMAND``: see :mod:`forecast.main`."""
 
-from forecast.cli import main
+from forecast.main import main
 
 if __name__ == "__main__":
     main()

@@ -1,21 +1,17 @@
-"""The command line: ``python -m forecast fit|validate|test|predict`` (LightningCLI), and ``backtest``.
+"""``python -m forecast fit|validate|test|predict``: LightningCLI with the project's defaults.
 
 Everything Lightning's CLI does is kept (configs, ``--print_config``, ``--ckpt_path``, any Trainer flag); on
 top of it this module adds the project's defaults (one folder per run, checkpointing on ``val/mae``, LR
-monitor, forecast figures), the checkpoint rule of :mod:`forecast.checkpoint`, ``predict --output``, and exit
-codes that tell the truth: 2 with one line for a problem the user can fix, 1 with the traceback and one line
-for an internal failure.
+monitor, forecast figures), the settings rule of :mod:`forecast.settings`, ``fit --init_from``,
+``predict --output``, and checks that fail before anything is written. :mod:`forecast.main` dispatches to it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
 import re
 import sys
-import traceback
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,9 +21,6 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from forecast import terminal
-from forecast.backtest.folds import BacktestError
-from forecast.backtest.runner import FoldFailedError
 from forecast.callbacks import (
     CSVPredictionWriter,
     FitSummary,
@@ -40,7 +33,6 @@ from forecast.checkpoint import (
     RUNS_FOLDER,
     CheckpointError,
     CheckpointSettings,
-    SettingConflictError,
     newest_run_checkpoint,
     plain,
     read_checkpoint,
@@ -50,19 +42,13 @@ from forecast.checkpoint import (
 from forecast.data import DataError, StockDataModule
 from forecast.data.errors import plural
 from forecast.model import Forecaster
-from forecast.model.forecaster import TrainingDivergedError
-from forecast.settings import Given, Use, apply_rule, checkpoint_defaults
-from forecast.terminal import EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_USER_ERROR
+from forecast.settings import ConfigError, Given, Use, apply_rule, checkpoint_defaults
+from forecast.terminal import first_line
 
-DEBUG_ENV = "FORECAST_DEBUG"
 DEBUG_HELP = "--debug (or FORECAST_DEBUG=1) shows the traceback of an error and Lightning's own notices."
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 log = logging.getLogger("forecast.cli")
-
-
-class ConfigError(ValueError):
-    """A setting the model or the data refuses (raised while building them from the configuration)."""
 
 
 def _channels_count(channels: tuple[str, ...]) -> int:
@@ -283,7 +269,7 @@ class ForecastCLI(LightningCLI):
         except ValueError as exc:  # the constructors' own checks of their arguments; anything else is a bug
             if isinstance(exc, (DataError, CheckpointError)):
                 raise
-            raise ConfigError(f"invalid setting: {_first_line(exc)}") from exc
+            raise ConfigError(f"invalid setting: {first_line(exc)}") from exc
 
     def _callback(self, kind: type) -> Any:
         return next(c for c in self.trainer.callbacks if isinstance(c, kind))
@@ -386,7 +372,7 @@ def _check_optimizer(model: Forecaster) -> None:
     try:
         model.configure_optimizers()
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"invalid optimizer or LR scheduler setting: {_first_line(exc)}") from exc
+        raise ConfigError(f"invalid optimizer or LR scheduler setting: {first_line(exc)}") from exc
 
 
 def _dotted(sub_config: Any) -> dict[str, Any]:
@@ -418,73 +404,3 @@ def _plain_config_values(parsed: Any, sub: str) -> dict[str, Any]:
         for name in ("model", "data"):
             found |= {f"{name}.{k}": plain(v) for k, v in (section.get(name) or {}).items()}
     return found
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def is_user_error(exc: BaseException) -> bool:
-    """Problems the user can fix: files, flags, paths, credentials, checkpoints, settings."""
-    return isinstance(
-        exc,
-        (argparse.ArgumentError, DataError, CheckpointError, SettingConflictError, ConfigError, BacktestError, OSError),
-    )
-
-
-def main(args: list[str] | None = None) -> None:
-    """Entry point of ``python -m forecast``. ``--debug`` (or ``FORECAST_DEBUG=1``) shows tracebacks.
-
-    Exit codes: 0 done; 2 a problem the user can fix (one line on stderr); 1 an internal failure (the
-    traceback, then one line on stderr).
-    """
-    argv = list(sys.argv[1:] if args is None else args)
-    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
-    argv = [a for a in argv if a != "--debug"]
-    if debug:
-        os.environ[DEBUG_ENV] = "1"  # DDP launches this command again in child processes
-    terminal.configure(debug, subcommand=next((a for a in argv if a in (*SUBCOMMANDS, "backtest")), ""))
-    saved_argv = sys.argv
-    sys.argv = [sys.argv[0], *argv]  # DDP re-launches sys.argv in its child processes
-    try:
-        if argv[:1] == ["backtest"]:
-            from forecast.backtest.cli import backtest  # its own parser: it runs fit and predict per fold
-
-            try:
-                backtest(argv[1:])
-            except KeyboardInterrupt:
-                print(
-                    "error: interrupted; the same command resumes the backtest (finished folds are kept)",
-                    file=sys.stderr,
-                )
-                sys.exit(EXIT_INTERRUPTED)
-        else:
-            ForecastCLI()
-    except FoldFailedError as exc:  # the fold's own command printed its traceback (if any) into its log
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.returncode if exc.returncode in (EXIT_USER_ERROR, EXIT_INTERNAL_ERROR) else EXIT_INTERNAL_ERROR)
-    except Exception as exc:
-        if debug:
-            raise
-        subcommand = next((a for a in argv if a in (*SUBCOMMANDS, "backtest")), "")
-        if is_user_error(exc):
-            if isinstance(exc, argparse.ArgumentError):  # the parser's message spans lines: keep it, on one
-                line = " ".join(str(exc).split())
-                print(f"error: {line} (see: python -m forecast {subcommand} --help)", file=sys.stderr)
-            else:
-                print(f"error: {_first_line(exc)}", file=sys.stderr)
-            sys.exit(EXIT_USER_ERROR)
-        traceback.print_exc()
-        # a diverged training says what to try in its own message; anything else is a bug to report
-        advice = "" if isinstance(exc, TrainingDivergedError) else "; please report it with the traceback above"
-        print(
-            f"error: internal failure in {subcommand or 'forecast'}, not a problem with your input: "
-            f"{type(exc).__name__}: {_first_line(exc)}{advice}",
-            file=sys.stderr,
-        )
-        sys.exit(EXIT_INTERNAL_ERROR)
-    finally:
-        sys.argv = saved_argv

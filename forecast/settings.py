@@ -27,6 +27,11 @@ from typing import Any, Literal
 from forecast.checkpoint import CheckpointSettings, SettingConflictError, plain
 
 Use = Literal["resume", "warm_start", "evaluate"]
+
+
+class ConfigError(ValueError):
+    """A setting the model, the data or the optimizer refuses (raised while building them from the settings)."""
+
 MISSING = object()
 """A setting a config does not set."""
 

@@ -3,12 +3,13 @@ on stderr, Lightning's notices that say nothing to a user of this tool filtered 
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+import traceback
 import warnings
+from collections.abc import Callable
 from typing import Any
-
-from lightning.pytorch.utilities import rank_zero_only
 
 EXIT_INTERNAL_ERROR = 1
 EXIT_USER_ERROR = 2
@@ -40,6 +41,8 @@ EVALUATION_WARNINGS = (
 
 class _RankZero(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        from lightning.pytorch.utilities import rank_zero_only  # imported when a line is logged: --help needs none
+
         return rank_zero_only.rank == 0
 
 
@@ -103,3 +106,65 @@ def configure(debug: bool = False, subcommand: str = "") -> None:
         evaluating = subcommand in ("validate", "test", "predict")
         for message in (*NOISY_WARNINGS, *(EVALUATION_WARNINGS if evaluating else ())):
             warnings.filterwarnings("ignore", message=message)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Problems the user can fix: files, flags, paths, credentials, checkpoints, settings."""
+    from forecast.backtest.folds import BacktestError
+    from forecast.checkpoint import CheckpointError, SettingConflictError
+    from forecast.data.errors import DataError
+    from forecast.settings import ConfigError
+
+    user = (argparse.ArgumentError, DataError, CheckpointError, SettingConflictError, ConfigError, BacktestError)
+    return isinstance(exc, (*user, OSError))
+
+
+def run(command: Callable[[], None], name: str, debug: bool) -> None:
+    """Run a subcommand and end the process as this tool promises: exit 0 when done; 2 and one line on stderr for
+    a problem the user can fix; 130 for Ctrl-C (with what to do next); 1, the traceback and one line for an
+    internal failure. With ``debug`` an exception propagates with its traceback instead."""
+    from forecast.backtest.runner import FoldFailedError
+
+    try:
+        command()
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"error: interrupted; {RESUME.get(name, 'nothing was left half-written')}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except FoldFailedError as exc:  # the fold's own command printed its traceback (if any) into its log
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.returncode if exc.returncode in (EXIT_USER_ERROR, EXIT_INTERNAL_ERROR) else EXIT_INTERNAL_ERROR)
+    except Exception as exc:
+        if debug:
+            raise
+        if is_user_error(exc):
+            if isinstance(exc, argparse.ArgumentError):  # the parser's message spans lines: keep it, on one
+                line = " ".join(str(exc).split())
+                print(f"error: {line} (see: python -m forecast {name} --help)", file=sys.stderr)
+            else:
+                print(f"error: {first_line(exc)}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+        from forecast.model.forecaster import TrainingDivergedError
+
+        traceback.print_exc()
+        # a diverged training says what to try in its own message; anything else is a bug to report
+        advice = "" if isinstance(exc, TrainingDivergedError) else "; please report it with the traceback above"
+        print(
+            f"error: internal failure in {name or 'forecast'}, not a problem with your input: "
+            f"{type(exc).__name__}: {first_line(exc)}{advice}",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_INTERNAL_ERROR)
+
+
+RESUME = {"backtest": "the same command resumes the backtest (finished folds are kept)"}
+"""What to do after Ctrl-C, per command (fit says it itself, with its checkpoint)."""

@@ -53,7 +53,7 @@ def run_main(args: list[str], cwd: Path) -> Result:
     Faster than a subprocess by the interpreter's start-up (torch + Lightning imports, ~5 s here); the working
     directory, the torch thread count and ``FORECAST_DEBUG`` are restored afterwards.
     """
-    from forecast.cli import main
+    from forecast.main import main
 
     previous_dir, threads = Path.cwd(), torch.get_num_threads()
     debug = os.environ.pop("FORECAST_DEBUG", None)
