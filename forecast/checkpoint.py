@@ -12,11 +12,14 @@ training settings a resume cannot change (:data:`RESUMED_MODEL`), and the data t
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+log = logging.getLogger(__name__)
 
 RUNS_FOLDER = "lightning_logs"
 """Lightning's default name of the folder that holds the ``version_N`` runs under the root."""
@@ -164,6 +167,31 @@ def newest_run_checkpoint(runs: Path, alias: str, checkpoint_dir: str | Path | N
         f"--ckpt_path {alias}: no last.ckpt found in {where}; train a model first (fit) or pass the path of "
         "a .ckpt file"
     )
+
+
+def resolve_checkpoint(given: str, runs: Path, checkpoint_dir: str | Path | None = None) -> str:
+    """``last`` / ``best`` → that checkpoint of the newest run under ``runs`` (:func:`newest_run_checkpoint`, one log
+    line says which); a path stays as it is."""
+    if given not in ("last", "best"):
+        return given
+    path = newest_run_checkpoint(runs, given, checkpoint_dir)
+    log.info("--ckpt_path %s: %s", given, path)
+    return str(path)
+
+
+def check_weights(path: str, ours: dict[str, torch.Tensor]) -> None:
+    """A :class:`CheckpointError` when the checkpoint's weights do not fit a model whose ``state_dict`` is ``ours``
+    (missing, unexpected or resized tensors): caught before any output is written."""
+    theirs = read_checkpoint(path)["state_dict"]
+    missing = sorted(set(ours) - set(theirs))
+    unexpected = sorted(set(theirs) - set(ours))
+    resized = sorted(k for k in set(ours) & set(theirs) if tuple(ours[k].shape) != tuple(theirs[k].shape))
+    if missing or unexpected or resized:
+        first = (missing or unexpected or resized)[0]
+        raise CheckpointError(
+            f"{path} does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected, "
+            f"{len(resized)} resized weights, e.g. {first}); it was saved by another version of the model"
+        )
 
 
 def best_model_path(ckpt: dict[str, Any]) -> str:

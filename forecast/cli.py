@@ -17,15 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from forecast.callbacks import (
     CSVPredictionWriter,
-    FitSummary,
     ForecastFigures,
-    LastCheckpoint,
     TestReport,
     checkpoint_paths,
 )
@@ -33,35 +30,31 @@ from forecast.checkpoint import (
     RUNS_FOLDER,
     CheckpointError,
     CheckpointSettings,
-    newest_run_checkpoint,
+    check_weights,
     plain,
     read_checkpoint,
+    resolve_checkpoint,
     run_folder_of,
     runs_folder,
 )
 from forecast.data import DataError, StockDataModule
 from forecast.data.errors import plural
+from forecast.defaults import (
+    LINKS,
+    PARSER_DEFAULTS,
+    SUBCOMMAND_ARGUMENTS,
+    SUBCOMMAND_DEFAULTS,
+    TORCH_THREADS_HELP,
+    trainer_defaults,
+)
 from forecast.model import Forecaster
-from forecast.settings import ConfigError, Given, Use, apply_rule, checkpoint_defaults
+from forecast.settings import ConfigError, Use, apply_rule, checkpoint_defaults, given_by_parser
 from forecast.terminal import first_line
 
 DEBUG_HELP = "--debug (or FORECAST_DEBUG=1) shows the traceback of an error and Lightning's own notices."
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 log = logging.getLogger("forecast.cli")
-
-
-def _channels_count(channels: tuple[str, ...]) -> int:
-    return len(channels)
-
-
-def _close_index(channels: tuple[str, ...]) -> int:
-    # a missing Close is reported by the DataModule itself; 0 keeps the model valid until then
-    return list(channels).index("Close") if "Close" in channels else 0
-
-
-def _save_dir(root: str | None) -> str:
-    return str(Path(root or ".").absolute())
 
 
 class PlainHelpParser(LightningArgumentParser):
@@ -94,14 +87,7 @@ class ForecastCLI(LightningCLI):
             Forecaster,
             StockDataModule,
             seed_everything_default=0,
-            trainer_defaults={
-                "max_epochs": 10,
-                "logger": {
-                    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                    "init_args": {"name": RUNS_FOLDER, "default_hp_metric": False},
-                },
-                "callbacks": [LastCheckpoint(), FitSummary(), TestReport()],
-            },
+            trainer_defaults=trainer_defaults(),
             save_config_callback=FitConfigSaver,
             parser_class=PlainHelpParser,
             save_config_kwargs={"overwrite": True},
@@ -120,73 +106,20 @@ class ForecastCLI(LightningCLI):
     # ------------------------------------------------------------------------------------------ arguments
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": "val/mae",
-                "checkpoint.mode": "min",
-                "checkpoint.save_last": False,  # LastCheckpoint keeps last.ckpt fresh
-                "checkpoint.filename": "epoch{epoch:03d}-val_mae{val/mae:.4f}",
-                "checkpoint.auto_insert_metric_name": False,
-            }
-        )
-        # real classes, so that --model.optimizer.lr 0.01 works without naming the class
-        parser.set_defaults(
-            {
-                "model.optimizer": {
-                    "class_path": "torch.optim.AdamW",
-                    "init_args": {"lr": 1e-3, "weight_decay": 1e-2},
-                },
-                "model.lr_scheduler": {
-                    "class_path": "torch.optim.lr_scheduler.ExponentialLR",
-                    "init_args": {"gamma": 0.9},
-                },
-            }
-        )
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
-        parser.set_defaults({"lr_monitor.logging_interval": "step"})
         parser.add_lightning_class_args(ForecastFigures, "figures")
-        parser.add_argument(
-            "--torch_threads",
-            type=int | None,
-            default=None,
-            help="torch.set_num_threads for this run (default: torch's own choice, one per core); a fixed count "
-            "makes results repeat on machines with other core counts",
-        )
-        parser.link_arguments("data.channels", "model.in_channels", compute_fn=_channels_count)
-        parser.link_arguments("data.channels", "model.target_channel", compute_fn=_close_index)
-        parser.link_arguments("data.base_len", "model.base_len")
-        parser.link_arguments("data.horizon", "model.horizon")
-        # every run lives under the root: <default_root_dir>/lightning_logs/version_N
-        parser.link_arguments("trainer.default_root_dir", "trainer.logger.init_args.save_dir", compute_fn=_save_dir)
+        parser.set_defaults(PARSER_DEFAULTS)
+        parser.add_argument("--torch_threads", type=int | None, default=None, help=TORCH_THREADS_HELP)
+        for source, target, compute in LINKS:
+            parser.link_arguments(source, target, compute_fn=compute)
 
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
         # Private in Lightning and the only place that knows the subcommand while its parser is built; pinned
         # to lightning 2.6.x in pyproject.toml, and tests/test_lightning_api.py fails if it changes.
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
-        if subcommand == "fit":
-            parser.add_argument(
-                "--init_from",
-                type=str | None,
-                default=None,
-                help="warm start: a new run from this checkpoint's weights (a .ckpt path, or last / best: the newest "
-                "run's), with a fresh optimizer, schedule and epoch count; settings that decide what the weights "
-                "mean come from the checkpoint. --ckpt_path instead resumes the checkpoint's own run",
-            )
-            parser.add_argument(
-                "--test_after_fit",
-                type=bool,
-                default=True,
-                help="after fit, score the best checkpoint on the test split and save the table (date split only)",
-            )
-        else:
-            # validate, test and predict start no run: no TensorBoard folder, no config.yaml
-            parser.set_defaults({"trainer.logger": False})
-        if subcommand == "predict":
-            parser.add_argument(
-                "--output", type=str, default="predictions.csv", help="CSV file for the forecasts (written atomically)"
-            )
-            # forecasts go to the file, not into a list in memory
-            parser.set_defaults(return_predictions=False)
+        for name, options in SUBCOMMAND_ARGUMENTS.get(subcommand, []):
+            parser.add_argument(name, **options)
+        parser.set_defaults(SUBCOMMAND_DEFAULTS.get(subcommand, {}))
         return parser
 
     # ------------------------------------------------------------------------------------- checkpoint rule
@@ -212,18 +145,19 @@ class ForecastCLI(LightningCLI):
             self.config = config
             return
         use: Use = "evaluate" if sub != "fit" else "resume" if ckpt_arg else "warm_start"
-        ckpt_path = self._resolve_checkpoint(config[sub], str(ckpt_arg or init_from))
+        ckpt_path = resolve_checkpoint(
+            str(ckpt_arg or init_from), self._runs(config[sub]), config[sub].checkpoint.get("dirpath")
+        )
         settings = CheckpointSettings.of(read_checkpoint(ckpt_path))
         probe = parser.parse_args(["--config", json.dumps({sub: checkpoint_defaults(settings, use)}), *argv])
-        given = Given(values=_dotted(probe[sub]), from_configs=_plain_config_values(probe, sub))
+        given = given_by_parser(probe, sub)
         kept = apply_rule(settings, given, use)
         flag = "--ckpt_path" if ckpt_arg else "--init_from"
         fixed = ["--config", json.dumps({sub: checkpoint_defaults(settings, use, chosen=False)})]
         self.config = parser.parse_args([*fixed, *argv, "--config", json.dumps(kept), flag, ckpt_path])
         if use == "resume":
             run = run_folder_of(ckpt_path)
-            root = config[sub].trainer.default_root_dir
-            if run is not None and run.parent == runs_folder(root, self._runs_name(config[sub])):
+            if run is not None and run.parent == self._runs(config[sub]):
                 self.resume_version = run.name  # resume in the run's own folder: one run, one folder
                 # Lightning warns about a non-empty checkpoint folder: here it is the run's own, as intended
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
@@ -232,19 +166,10 @@ class ForecastCLI(LightningCLI):
         log.info("checkpoint %s: %s restored from it (%s)", ckpt_path, what, restored or "data as given")
 
     @staticmethod
-    def _runs_name(sub_config: Any) -> str:
-        logger = sub_config.trainer.get("logger")
-        init_args = getattr(logger, "init_args", None)
-        return str(getattr(init_args, "name", None) or RUNS_FOLDER)
-
-    def _resolve_checkpoint(self, sub_config: Any, ckpt_arg: str) -> str:
-        """``last``/``best`` → the newest run's checkpoint under the root; a path stays as it is."""
-        if ckpt_arg not in ("last", "best"):
-            return ckpt_arg
-        runs = runs_folder(sub_config.trainer.default_root_dir, self._runs_name(sub_config))
-        path = newest_run_checkpoint(runs, ckpt_arg, sub_config.checkpoint.get("dirpath"))
-        log.info("--ckpt_path %s: %s", ckpt_arg, path)
-        return str(path)
+    def _runs(sub_config: Any) -> Path:
+        """Where this subcommand's runs are: ``<default_root_dir>/<logger name>``."""
+        init_args = getattr(sub_config.trainer.get("logger"), "init_args", None)
+        return runs_folder(sub_config.trainer.default_root_dir, getattr(init_args, "name", None) or RUNS_FOLDER)
 
     def _parse_ckpt_path(self) -> None:
         """Disabled: :meth:`parse_arguments` already applied the checkpoint's settings, with the project's rule.
@@ -284,17 +209,7 @@ class ForecastCLI(LightningCLI):
                     f"{subcommand} needs a trained model: pass --ckpt_path PATH (or last / best: the newest run's)"
                 )
             return
-        theirs = read_checkpoint(ckpt_path)["state_dict"]
-        ours = self.model.state_dict()
-        missing = sorted(set(ours) - set(theirs))
-        unexpected = sorted(set(theirs) - set(ours))
-        resized = sorted(k for k in set(ours) & set(theirs) if tuple(ours[k].shape) != tuple(theirs[k].shape))
-        if missing or unexpected or resized:
-            first = (missing or unexpected or resized)[0]
-            raise CheckpointError(
-                f"{ckpt_path} does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected, "
-                f"{len(resized)} resized weights, e.g. {first}); it was saved by another version of the model"
-            )
+        check_weights(ckpt_path, self.model.state_dict())
 
     def _check_data(self, stage: str) -> None:
         """Check the checkpoint and load the data before the Trainer writes anything (logs, config, checkpoints).
@@ -373,34 +288,3 @@ def _check_optimizer(model: Forecaster) -> None:
         model.configure_optimizers()
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"invalid optimizer or LR scheduler setting: {first_line(exc)}") from exc
-
-
-def _dotted(sub_config: Any) -> dict[str, Any]:
-    """The parsed ``model`` and ``data`` settings of a subcommand as plain values by dotted key."""
-    return {
-        f"{section}.{key}": plain(value)
-        for section in ("model", "data")
-        for key, value in sub_config[section].as_dict().items()
-    }
-
-
-def _plain_config_values(parsed: Any, sub: str) -> dict[str, Any]:
-    """``model``/``data`` settings (dotted) set by the config files the parser read that do not name a checkpoint.
-
-    A config that sets ``ckpt_path`` or ``init_from`` itself is about that checkpoint: its values count as given.
-    Inline configs (a YAML string instead of a file) count as given too.
-    """
-    found: dict[str, Any] = {}
-    files = [(path, True) for path in parsed.get("config") or []]
-    files += [(path, False) for path in parsed[sub].get("config") or []]
-    for path, top_level in files:
-        try:
-            loaded = yaml.safe_load(Path(str(path)).read_text()) if path else None
-        except (OSError, yaml.YAMLError):
-            loaded = None
-        section = (loaded or {}).get(sub) if top_level and isinstance(loaded, dict) else loaded
-        if not isinstance(section, dict) or section.get("ckpt_path") or section.get("init_from"):
-            continue
-        for name in ("model", "data"):
-            found |= {f"{name}.{k}": plain(v) for k, v in (section.get(name) or {}).items()}
-    return found

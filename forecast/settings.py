@@ -22,7 +22,10 @@ For each setting (dotted, ``model.lookback``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from forecast.checkpoint import CheckpointSettings, SettingConflictError, plain
 
@@ -31,6 +34,7 @@ Use = Literal["resume", "warm_start", "evaluate"]
 
 class ConfigError(ValueError):
     """A setting the model, the data or the optimizer refuses (raised while building them from the settings)."""
+
 
 MISSING = object()
 """A setting a config does not set."""
@@ -126,3 +130,40 @@ def apply_rule(settings: CheckpointSettings, given: Given, use: Use) -> dict[str
     if {"data.source", "data.path"} & given_keys:  # a new origin of the data replaces both
         given_keys |= {"data.source", "data.path"}
     return _nested({key: theirs for key, theirs in chosen.items() if key not in given_keys})
+
+
+def given_by_parser(parsed: Any, sub: str) -> Given:
+    """What the user gave, from a jsonargparse result ``parsed`` (parsed with the checkpoint's values as the
+    first config) of subcommand ``sub``: its settings, and the values of the config files it read."""
+    return Given(values=_dotted(parsed[sub]), from_configs=_plain_config_values(parsed, sub))
+
+
+def _dotted(sub_config: Any) -> dict[str, Any]:
+    """The parsed ``model`` and ``data`` settings of a subcommand as plain values by dotted key."""
+    return {
+        f"{section}.{key}": plain(value)
+        for section in ("model", "data")
+        for key, value in sub_config[section].as_dict().items()
+    }
+
+
+def _plain_config_values(parsed: Any, sub: str) -> dict[str, Any]:
+    """``model``/``data`` settings (dotted) set by the config files the parser read that do not name a checkpoint.
+
+    A config that sets ``ckpt_path`` or ``init_from`` itself is about that checkpoint: its values count as given.
+    Inline configs (a YAML string instead of a file) count as given too.
+    """
+    found: dict[str, Any] = {}
+    files = [(path, True) for path in parsed.get("config") or []]
+    files += [(path, False) for path in parsed[sub].get("config") or []]
+    for path, top_level in files:
+        try:
+            loaded = yaml.safe_load(Path(str(path)).read_text()) if path else None
+        except (OSError, yaml.YAMLError):
+            loaded = None
+        section = (loaded or {}).get(sub) if top_level and isinstance(loaded, dict) else loaded
+        if not isinstance(section, dict) or section.get("ckpt_path") or section.get("init_from"):
+            continue
+        for name in ("model", "data"):
+            found |= {f"{name}.{k}": plain(v) for k, v in (section.get(name) or {}).items()}
+    return found
