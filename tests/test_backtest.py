@@ -16,8 +16,8 @@ from forecast.backtest.dm import diebold_mariano
 from forecast.backtest.folds import BacktestError, FoldDates
 from forecast.backtest.scoring import read_predictions, score_fold
 from forecast.data import StockDataModule
+from forecast.data.panel import build_panel
 from forecast.data.validate import clean_panel
-from forecast.data.windows import build_panel
 
 
 def test_fold_dates_follow_the_protocol():

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from forecast.data import BadValueError, SchemaError, StockDataModule, sources
+from forecast.data.panel import build_panel
+from forecast.data.sampler import EpochSeededSampler
 from forecast.data.synthetic import MAX_DAILY_VARIANCE, _garch_path
-from forecast.data.windows import EpochSeededSampler, build_panel
 
 
 def _panel(path, **kwargs):

@@ -7,8 +7,9 @@ import torch
 
 from forecast.data import StockDataModule
 from forecast.data.normalize import METHODS, denormalise, normalise, window_stats
+from forecast.data.panel import build_panel, market_level
 from forecast.data.validate import clean_panel
-from forecast.data.windows import build_panel, date_splits, market_level, window_starts
+from forecast.data.windows import date_splits, window_starts
 
 
 def _tiny_frame():
@@ -133,8 +134,8 @@ def test_latest_set_forecasts_next_trading_days(small_csv):
 
 
 def test_trading_calendar_skips_good_friday_and_follows_the_exchange():
+    from forecast.data.calendar import next_sessions
     from forecast.data.errors import DataError
-    from forecast.data.windows import next_sessions
 
     origin = np.array(["2018-03-28"], dtype="datetime64[D]")  # Wednesday before Good Friday 2018-03-30
     nyse = next_sessions(origin, 3, "XNYS")[0].astype(str).tolist()

@@ -11,8 +11,8 @@ from conftest import CUSTOM
 from helpers import SMALL, run_dir, run_main
 
 from forecast.data.baselines import naive_quantile_ratios
+from forecast.data.panel import build_panel
 from forecast.data.validate import clean_panel
-from forecast.data.windows import build_panel
 from forecast.model import Forecaster
 from forecast.model.quantiles import (
     IntervalMetrics,

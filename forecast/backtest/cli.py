@@ -35,7 +35,7 @@ from forecast.backtest.scoring import FoldScore, read_predictions, score_fold
 from forecast.backtest.signal import combine, net_return
 from forecast.backtest.summary import ENSEMBLE
 from forecast.data.errors import plural
-from forecast.data.windows import Panel
+from forecast.data.panel import Panel
 
 log = logging.getLogger("forecast.backtest")
 

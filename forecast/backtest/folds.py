@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forecast.data.windows import Panel, date_splits
+from forecast.data.panel import Panel
+from forecast.data.windows import date_splits
 
 
 class BacktestError(ValueError):

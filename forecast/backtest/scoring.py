@@ -20,7 +20,8 @@ from forecast.backtest.folds import BacktestError, FoldDates
 from forecast.backtest.intervals import IntervalScore, score_intervals
 from forecast.backtest.signal import SignalSeries, signal_series
 from forecast.data.baselines import mean_daily_log_return, naive_quantile_ratios
-from forecast.data.windows import Panel, date_splits
+from forecast.data.panel import Panel
+from forecast.data.windows import date_splits
 from forecast.model.metrics import (
     drift_forecast,
     in_percent,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from forecast.data.errors import NotEnoughDataError
-from forecast.data.windows import Panel
+from forecast.data.panel import Panel
 
 
 def _remaining(panel: Panel) -> np.ndarray:

@@ -13,23 +13,14 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
 from forecast.data.baselines import naive_quantile_ratios
+from forecast.data.calendar import check_calendar
 from forecast.data.errors import NotEnoughDataError, plural
 from forecast.data.normalize import METHODS
+from forecast.data.panel import MARKET, Panel, build_panel
+from forecast.data.sampler import EpochSeededSampler
 from forecast.data.sources import KAGGLE_DATASET, KAGGLE_FILE, choose_source, download_kaggle, load_chunks
 from forecast.data.validate import clean_chunks
-from forecast.data.windows import (
-    MARKET,
-    Batch,
-    EpochSeededSampler,
-    Panel,
-    WindowDataset,
-    build_panel,
-    check_calendar,
-    collate_batch,
-    date_splits,
-    latest_starts,
-    tutorial_splits,
-)
+from forecast.data.windows import Batch, WindowDataset, collate_batch, date_splits, latest_starts, tutorial_splits
 
 log = logging.getLogger(__name__)
 

@@ -1,125 +1,28 @@
-"""Window index over per-ticker contiguous series, date-based splits, and the batched window dataset.
+"""Windows over the panel and the splits by date: start rows, the batched window dataset.
 
 A window is ``base_len`` consecutive days of one ticker (the input) followed by ``horizon`` days (the
-target). Windows are stored as start rows into one concatenated ``(T, C)`` tensor; a batch gathers its rows
-with one index operation, so memory grows with the data, not with the number of windows.
+target). Windows are stored as start rows into the panel's concatenated ``(T, C)`` tensor; a batch gathers its
+rows with one index operation, so memory grows with the data, not with the number of windows.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
-from torch import Tensor
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
-from forecast.data.errors import DataError, NotEnoughDataError, UnknownTickerError
+from forecast.data.calendar import next_sessions
 from forecast.data.normalize import normalise, window_stats
+from forecast.data.panel import Panel
 
 log = logging.getLogger(__name__)
 
-Batch = dict[str, object]
-
-
-@dataclass
-class Panel:
-    """All tickers' series, concatenated: ticker ``k`` owns rows ``offsets[k]:offsets[k + 1]``.
-
-    Attributes:
-        names: ticker names ``(K,)``.
-        offsets: row offsets ``(K + 1,)``.
-        values: input channels ``(T, C)``, float64, dollars (``Volume`` as ``log1p(volume)``).
-        close: the target channel ``(T,)``, float64, dollars (a view of ``values``' ``Close`` column).
-        dates: trading day of each row ``(T,)``, ``datetime64[D]``.
-        channels: channel names, in order.
-    """
-
-    names: list[str]
-    offsets: np.ndarray
-    values: Tensor
-    close: Tensor
-    dates: np.ndarray
-    channels: list[str]
-
-    def ticker_of(self, rows: np.ndarray) -> np.ndarray:
-        """Index of the ticker that owns each row."""
-        return np.searchsorted(self.offsets, rows, side="right") - 1
-
-
-MARKET = "Market"
-"""A derived channel: the equal-weighted index of all tickers in the data (see :func:`market_level`)."""
-
-
-def market_level(frame: pd.DataFrame) -> pd.Series:
-    """Level of the equal-weighted market index on each row's date, aligned with ``frame``'s rows.
-
-    The index starts at 100 and moves each trading day by the mean log return of the tickers that have a
-    close on that day and the one before. Its value on day t uses closes up to t only, so a window's base
-    sees no later day, just as with its own prices.
-    """
-    log_return = np.log(frame["Close"]).groupby(frame["Name"]).diff()  # NaN on each ticker's first day
-    daily = log_return.groupby(frame["Date"]).mean().fillna(0.0).sort_index()
-    level = 100.0 * np.exp(daily.cumsum())
-    return frame["Date"].map(level)
-
-
-def build_panel(frame: pd.DataFrame, channels: list[str], tickers: list[str] | None, min_length: int) -> Panel:
-    """Turn a cleaned frame (:func:`forecast.data.validate.clean_chunks`: sorted by Name, then Date) into a
-    :class:`Panel`.
-
-    Tickers shorter than ``min_length`` rows are dropped with a warning.
-
-    Raises:
-        UnknownTickerError: a requested ticker is not in the data (the message lists those that are).
-        NotEnoughDataError: no ticker has ``min_length`` rows.
-    """
-    if MARKET in channels:
-        # before the ticker selection: the market is every ticker in the data, whichever ones are modelled
-        frame = frame.assign(**{MARKET: market_level(frame)})
-    codes, names = pd.factorize(frame["Name"], sort=True)  # codes follow the sorted names
-    if len(codes) and (np.diff(codes) < 0).any():
-        raise ValueError("build_panel needs rows sorted by Name, then Date (clean_chunks returns them so)")
-    available = [str(name) for name in names]
-    lengths = np.bincount(codes, minlength=len(available))
-    if tickers:
-        unknown = [t for t in tickers if t not in set(available)]
-        if unknown:
-            raise UnknownTickerError(f"unknown ticker(s) {', '.join(unknown)}; available: {' '.join(available)}")
-    selected = np.isin(available, tickers) if tickers else np.ones(len(available), dtype=bool)
-    keep = selected & (lengths >= min_length)
-    short = [(available[k], int(lengths[k])) for k in np.flatnonzero(selected & ~keep)]
-    if short:
-        log.warning(
-            "dropping %d ticker(s) with fewer than %d days (base + horizon): %s",
-            len(short),
-            min_length,
-            ", ".join(f"{name} ({n})" for name, n in short),
-        )
-    if not keep.any():
-        raise NotEnoughDataError(
-            f"no ticker has the {min_length} days one window needs (base_len + horizon); "
-            "use shorter windows or more data"
-        )
-    if not keep.all():
-        frame = frame[keep[codes]]
-    values = frame[channels].to_numpy(dtype=np.float64, copy=True)
-    for i, channel in enumerate(channels):
-        if channel == "Volume":  # volumes span orders of magnitude: model their logarithm
-            values[:, i] = np.log1p(values[:, i])
-    values_tensor = torch.from_numpy(values)
-    return Panel(
-        names=[name for name, ok in zip(available, keep, strict=True) if ok],
-        offsets=np.concatenate([[0], np.cumsum(lengths[keep])]),
-        values=values_tensor,
-        close=values_tensor[:, channels.index("Close")],  # a view: the target is an input channel, untransformed
-        dates=frame["Date"].to_numpy().astype("datetime64[D]"),
-        channels=list(channels),
-    )
+Batch = dict[str, Any]
+"""A batch of windows: ``x`` (B, C, L) normalised, ``loc``/``scale`` (B, 1, 1), ``base_close`` (B, L) dollars,
+``index`` (B,), ``ticker`` names, and ``y`` (B, 1, H) normalised when the targets are known."""
 
 
 def window_starts(panel: Panel, length: int, stride: int = 1) -> np.ndarray:
@@ -268,72 +171,6 @@ class WindowDataset(Dataset[Batch]):
             return self.panel.dates[starts[:, None] + self.base_len + np.arange(self.horizon)]
         origins = self.panel.dates[starts + self.base_len - 1]
         return next_sessions(origins, self.horizon, self.calendar)
-
-
-def check_calendar(calendar: str) -> None:
-    """A :class:`DataError` for a code that names no exchange calendar (checked where it is given, not first at a
-    ``predict`` of the latest days, after a whole fit saved it)."""
-    import exchange_calendars as xcals  # imported here: a second to load, and only the calendar needs it
-
-    if calendar not in xcals.get_calendar_names(include_aliases=True):
-        raise DataError(
-            f"unknown exchange calendar {calendar!r}; use a code of exchange_calendars such as XNYS, XNAS, XLON, XTKS "
-            "(--data.calendar)"
-        )
-
-
-def next_sessions(origins: np.ndarray, horizon: int, calendar: str) -> np.ndarray:
-    """The ``horizon`` trading sessions of exchange ``calendar`` after each origin: ``(N,)`` → ``(N, H)`` days.
-
-    Raises:
-        DataError: an unknown calendar code, or origins beyond the calendar's known sessions.
-    """
-    import exchange_calendars as xcals  # imported here: only forecasts of the unknown future need it
-
-    if len(origins) == 0:
-        return np.empty((0, horizon), dtype="datetime64[D]")
-    first, last = pd.Timestamp(origins.min()), pd.Timestamp(origins.max())
-    # an exchange trades on most weekdays; even around its longest closures 3 x horizon + 30 calendar days hold
-    # more than horizon sessions (checked below)
-    end = last + pd.Timedelta(days=3 * horizon + 30)
-    try:
-        with warnings.catch_warnings():  # a pandas 3 deprecation inside exchange_calendars, not actionable here
-            warnings.filterwarnings("ignore", message="Series.values returning an ndarray that drops timezone")
-            sessions = xcals.get_calendar(calendar, start=first, end=end).sessions
-    except xcals.errors.InvalidCalendarName as exc:
-        raise DataError(
-            f"unknown exchange calendar {calendar!r}; use a code of exchange_calendars such as XNYS, XNAS, XLON, XTKS "
-            "(--data.calendar)"
-        ) from exc
-    except ValueError as exc:  # dates outside the calendar's range
-        raise DataError(f"calendar {calendar}: {' '.join(str(exc).split())[:200]}") from exc
-    days = sessions.to_numpy().astype("datetime64[D]")
-    after = np.searchsorted(days, origins.astype("datetime64[D]"), side="right")  # first session after each origin
-    if (after + horizon > len(days)).any():
-        raise DataError(f"calendar {calendar} has too few sessions after {last:%Y-%m-%d}")
-    return days[after[:, None] + np.arange(horizon)]
-
-
-class EpochSeededSampler(DistributedSampler):
-    """A random permutation of the windows that depends only on ``(seed, epoch)``, sharded over ``num_replicas``.
-
-    Lightning calls ``set_epoch`` each epoch, so a run resumed from a checkpoint draws the same batches as an
-    uninterrupted one (``RandomSampler`` would depend on the global RNG state instead). Under DDP each rank takes
-    every ``num_replicas``-th window of the same permutation, padded like ``DistributedSampler``; being one,
-    Lightning keeps it. The permutation stays a tensor (8 bytes a window) and is handed out a slice at a time:
-    ``DistributedSampler`` makes it a Python list, 36 bytes a window (900 MB for 25 M windows), on every rank.
-    """
-
-    def __init__(self, dataset: Dataset, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(len(self.dataset), generator=generator)  # type: ignore[arg-type]
-        if self.total_size > len(order):  # every rank gets as many windows: repeat the first few
-            order = torch.cat([order, order[: self.total_size - len(order)]])
-        for part in order[self.rank : self.total_size : self.num_replicas].split(1 << 16):
-            yield from part.tolist()
 
 
 def collate_batch(batch: Batch) -> Batch:

@@ -12,11 +12,11 @@ from torch.nn import functional as F
 
 from forecast.checkpoint import INIT_FROM_KEY, TRAINING_KEY
 from forecast.data.normalize import denormalise
+from forecast.data.windows import Batch
 from forecast.model.blocks import RidgePostdiction, conv_stack
 from forecast.model.metrics import ForecastMetrics, naive_quantile_forecast
 from forecast.model.quantiles import IntervalMetrics, check_levels, interval_quantiles, pinball
 
-Batch = dict[str, Any]
 LOSSES = ("mse", "mae", "huber", "rel_mae")
 
 
