@@ -1,9 +1,8 @@
 """Benchmark the implicit ridge layer against its alternatives (forward + backward, median ms per call).
 
 Methods, one regression per batch element, n=16 rows, p=20 features, h=10 targets:
-  ridge_solve    forecast.nn.ridge_solve (Cholesky once, implicit backward; dual n×n system since n < p)
+  ridge_solve    forecast.nn.ridge_solve_normal on xᵀx, xᵀy (Cholesky once, implicit backward): the model's layer
   linalg.solve   the closed form (xᵀx + λI)⁻¹xᵀy through torch.linalg.solve, differentiated by autograd
-  argmin         forecast.nn.argmin (Newton-CG forward, matrix-free implicit backward) on the same objective
   tutorial       L-BFGS forward, dense Hessian (torch.autograd.functional.hessian) backward; B=8 only
   floor          w = λ xᵀy by plain autograd, no solve at all: what the simplest differentiable map from these
                  inputs to a w of this shape costs here, i.e. the least any ridge layer could take per call
@@ -11,7 +10,7 @@ Methods, one regression per batch element, n=16 rows, p=20 features, h=10 target
 The model's own layer has another shape: RidgePostdiction regresses every sliding row of the encoded window z
 (B, E=32, L=30) with lookback 3 and horizon 10, i.e. 576 rows of 3 features and 10 targets. A second table times
 what the model runs, ``sliding_window_gram`` + ``ridge_solve_normal`` (3 × 3 systems from the rows' Gram
-matrix, never materialising the rows), beside ``ridge_solve`` and autograd through ``torch.linalg.solve`` on
+matrix, never materialising the rows), beside the layer on the rows' xᵀx and autograd through ``torch.linalg.solve`` on
 the materialised rows (B, 576, 3).
 
 Usage:
@@ -36,7 +35,7 @@ from pathlib import Path
 import torch
 
 from forecast.model.blocks import sliding_window_gram
-from forecast.nn import argmin, ridge_solve, ridge_solve_normal
+from forecast.nn import ridge_solve_normal
 
 N, P, H = 16, 20, 10
 BATCHES = (8, 64, 256, 1024)
@@ -54,10 +53,9 @@ def closed_form(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Te
     return torch.linalg.solve(xt @ x + lam[:, None, None] * eye, xt @ y)
 
 
-def implicit_argmin(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-    w0 = torch.zeros(x.shape[0], P, H, dtype=x.dtype, device=x.device)
-    tol = 1e-4 if x.dtype == torch.float32 else 1e-8
-    return argmin(ridge_objective, w0, x, y, lam, solver="newton", tol=tol)
+def ridge_solve(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """The layer from rows: the normal equations' statistics by two products, then the implicit solve."""
+    return ridge_solve_normal(x.mT @ x, x.mT @ y, lam)
 
 
 class _Tutorial(torch.autograd.Function):
@@ -100,7 +98,6 @@ def floor(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
 METHODS: dict[str, Callable[..., torch.Tensor]] = {
     "ridge_solve": ridge_solve,
     "linalg.solve": closed_form,
-    "argmin": implicit_argmin,
     "tutorial": _Tutorial.apply,
     "floor": floor,
 }
@@ -253,7 +250,6 @@ def main() -> None:
             print(f"linalg.solve / ridge_solve at B={b}: {results['linalg.solve', b] / results['ridge_solve', b]:.2f}x")
         print(f"tutorial / ridge_solve at B=8: {results['tutorial', 8] / results['ridge_solve', 8]:,.0f}x")
         print(f"tutorial / floor at B=8: {results['tutorial', 8] / results['floor', 8]:,.0f}x (no layer can beat this)")
-        print(f"argmin / ridge_solve at B=256: {results['argmin', 256] / results['ridge_solve', 256]:.1f}x")
         model = {
             (name, b): time_model_ms(fn, b, dtype, args.device, args.repeats)
             for name, fn in MODEL_METHODS.items()
@@ -267,7 +263,7 @@ def main() -> None:
         ours = "sliding Gram + ridge_solve_normal (the model)"
         for other in ("rows + ridge_solve", "rows + linalg.solve"):
             print(f"{other} / the model's layer at B=256: {model[other, 256] / model[ours, 256]:.2f}x")
-        memory = {name: peak_memory_mb(name, dtype, args.device) for name in ("ridge_solve", "linalg.solve", "argmin")}
+        memory = {name: peak_memory_mb(name, dtype, args.device) for name in ("ridge_solve", "linalg.solve")}
         print(
             f"peak memory of one forward+backward at B={MEMORY_BATCH}: "
             + ", ".join(f"{k} {v:.1f} MB" for k, v in memory.items())

@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import os
-import re
 import shlex
 import tempfile
 from collections.abc import Iterator
@@ -28,14 +27,10 @@ from typing import Any
 import yaml
 
 from forecast.backtest import report, summary
-from forecast.backtest.ensemble import ensemble_predictions, write_predictions
+from forecast.backtest.evaluate import SETTINGS_FILE, TITLE_FILE, score_and_report, score_only
 from forecast.backtest.folds import BacktestError, FoldDates, check_years
 from forecast.backtest.runner import Fold, FoldRunner
-from forecast.backtest.scoring import FoldScore, read_predictions, score_fold
-from forecast.backtest.signal import combine, net_return
-from forecast.backtest.summary import ENSEMBLE
 from forecast.data.errors import plural
-from forecast.data.panel import Panel
 
 log = logging.getLogger("forecast.backtest")
 
@@ -53,8 +48,6 @@ OWNED = {
 """Fit options the backtest sets for every fold, and the option that controls each instead."""
 
 FOLD_KEYS = ("seed_everything", "data.train_end", "data.val_end", "data.test_end", "trainer.default_root_dir")
-SETTINGS_FILE = "backtest_settings.json"
-TITLE_FILE = "backtest_title.json"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -219,13 +212,6 @@ def run_folds(runner: FoldRunner, folds: list[Fold], jobs: int) -> None:
                 )
 
 
-def _record(runner: FoldRunner, fold: Fold) -> dict[str, Any]:
-    summary = runner.fit_summary(fold)
-    record = runner.record(fold)
-    best = {k: v for k, v in summary.items() if k.startswith("best_val_")}  # relMAE, and a quantile model's scores
-    return {**record, "best_epoch": summary["best_epoch"], **best}
-
-
 def backtest(argv: list[str]) -> None:
     options, fit_args = parse(argv)
     out = Path(options.out).absolute()  # fold commands name it: they must work from any folder
@@ -247,78 +233,10 @@ def backtest(argv: list[str]) -> None:
     title = f"Backtest of {Path(config).name if config else 'the default settings'}, seeds {options.seeds}"
     title = {"title": title, "options": shlex.join(fit_args)}
     if options.validation_only:
-        result = summary.validation_summary({(f.dates.year, f.seed): _record(runner, f) for f in folds})
+        result = summary.validation_summary({(f.dates.year, f.seed): runner.scored_record(f) for f in folds})
         report.write_validation(out, result, title)
         print((out / "backtest.md").read_text())
         print(f"wrote {out / 'backtest.json'}, {out / 'backtest.md'}")
         return
     (out / TITLE_FILE).write_text(json.dumps(title))
     score_and_report(runner, folds, datamodule.panel, base_len, horizon, options.cost_bps, title)
-
-
-def score_and_report(
-    runner: FoldRunner, folds: list[Fold], panel: Panel, base_len: int, horizon: int, cost_bps: float, title: dict
-) -> None:
-    """Score every fold's predictions file and each year's seed ensemble (written as
-    ``predictions/{Y}_ensemble.csv`` when a year has two or more seeds); write and print the report."""
-    out = runner.out
-    scores = {
-        (f.dates.year, f.seed): score_fold(panel, read_predictions(runner.predictions(f)), f.dates, base_len, horizon)
-        for f in folds
-    }
-    ensembles = {}
-    for year in sorted({f.dates.year for f in folds}):
-        of_year = [f for f in folds if f.dates.year == year]
-        if len(of_year) > 1:
-            frame = ensemble_predictions([read_predictions(runner.predictions(f)) for f in of_year])
-            write_predictions(out / "predictions" / f"{year}_{ENSEMBLE}.csv", frame)
-            ensembles[year] = score_fold(panel, frame, of_year[0].dates, base_len, horizon)
-    records = {(f.dates.year, f.seed): _record(runner, f) for f in folds}
-    result = summary.summarise(scores, records, horizon, cost_bps, ensembles)
-    long_short = {}
-    for name, by_year in (("model", _by_year(scores)), (ENSEMBLE, {y: [s] for y, s in ensembles.items()})):
-        if by_year and all(s.signal is not None for parts in by_year.values() for s in parts):
-            long_short[name] = {
-                year: net_return(combine([s.signal for s in parts], "mean"), cost_bps)  # type: ignore[misc]
-                for year, parts in by_year.items()
-            }
-    report.write(out, result, title, long_short, horizon)
-    print((out / "backtest.md").read_text())
-    print(f"wrote {out / 'backtest.json'}, {out / 'backtest.md'}, {out / 'backtest.png'}")
-
-
-def _by_year(scores: dict[tuple[int, int], FoldScore]) -> dict[int, list[FoldScore]]:
-    years: dict[int, list[FoldScore]] = {}
-    for (year, _), score in sorted(scores.items()):
-        years.setdefault(year, []).append(score)
-    return years
-
-
-def score_only(out: Path, cost_bps: float) -> None:
-    """Re-score a finished backtest folder from its predictions files and recorded settings, without training."""
-    path = out / SETTINGS_FILE
-    if not path.is_file():
-        raise BacktestError(f"{out} holds no backtest ({SETTINGS_FILE} is missing); give the --out of a backtest")
-    settings = json.loads(path.read_text())
-    if settings.get("validation_only"):
-        raise BacktestError(f"{out} is a validation-only backtest: it has no test predictions to score")
-    names = sorted((out / "predictions").glob("*_seed*.csv"))
-    parsed = [re.fullmatch(r"(\d{4})_seed(-?\d+)\.csv", p.name) for p in names]
-    folds = [Fold(FoldDates(int(m[1])), int(m[2])) for m in parsed if m]
-    if not folds:
-        raise BacktestError(f"{out / 'predictions'} holds no finished fold ({{YEAR}}_seed{{SEED}}.csv) to score")
-    seeds = {year: sorted(f.seed for f in folds if f.dates.year == year) for year in {f.dates.year for f in folds}}
-    if len({tuple(s) for s in seeds.values()}) > 1:
-        raise BacktestError(f"the years of {out} have different seeds ({seeds}); finish the backtest first")
-    from forecast.data import StockDataModule
-
-    data = {k: v for k, v in settings["fit"]["data"].items() if k not in ("train_end", "val_end", "test_end")}
-    datamodule = StockDataModule(**data)
-    datamodule.prepare_data()
-    panel = datamodule.load_panel()
-    title_path = out / TITLE_FILE
-    title = (
-        json.loads(title_path.read_text()) if title_path.is_file() else {"title": f"Backtest in {out}", "options": ""}
-    )
-    runner = FoldRunner(out, [])
-    score_and_report(runner, folds, panel, datamodule.hparams.base_len, datamodule.hparams.horizon, cost_bps, title)

@@ -112,6 +112,13 @@ class FoldRunner:
         path = self.root(fold) / "fold.json"
         return json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "commands": []}
 
+    def scored_record(self, fold: Fold) -> dict[str, Any]:
+        """The fold's :meth:`record` with its best epoch and best validation scores (relMAE, and a quantile
+        model's interval scores), from its ``fit_summary.json``."""
+        summary = self.fit_summary(fold)
+        best = {k: v for k, v in summary.items() if k.startswith("best_val_")}
+        return {**self.record(fold), "best_epoch": summary["best_epoch"], **best}
+
     def run(self, fold: Fold) -> dict[str, Any]:
         """Run what is left of ``fold``; returns its updated :meth:`record`."""
         self.root(fold).mkdir(parents=True, exist_ok=True)

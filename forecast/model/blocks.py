@@ -202,3 +202,32 @@ class RidgePostdiction(nn.Module):
     @property
     def lam(self) -> Tensor:
         return self.ridge.lam
+
+
+def postdiction_network(
+    encoder_channels: list[int],
+    decoder_channels: list[int],
+    ridge: tuple[int, int, int | None, str, float, bool],
+    layers: tuple[int, str, bool, float, int],
+) -> nn.ModuleDict:
+    """One network of the model: ``encoder`` (B, C, L) → (B, K·E, L), ``predictor`` (the ridge postdiction,
+    → (B, K·E, H)) and ``decoder`` → (B, K·O, H), K members side by side.
+
+    Args:
+        encoder_channels: ``[C, ..., E]``, the input channels then each conv layer's outputs.
+        decoder_channels: the decoder's hidden channels then its O outputs (E goes in).
+        ridge: ``(base_len, horizon, lookback, pool, init_lam, fit_intercept)`` of :class:`RidgePostdiction`.
+        layers: ``(kernel_size, activation, batch_norm, dropout, members)`` of both conv stacks.
+    """
+    kernel_size, activation, batch_norm, dropout, members = layers
+    return nn.ModuleDict(
+        {
+            "encoder": conv_stack(
+                encoder_channels, kernel_size, activation, batch_norm, dropout, members, shared_input=True
+            ),
+            "predictor": RidgePostdiction(*ridge),
+            "decoder": conv_stack(
+                [encoder_channels[-1], *decoder_channels], kernel_size, activation, batch_norm, dropout, members
+            ),
+        }
+    )

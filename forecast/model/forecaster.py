@@ -8,16 +8,15 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from forecast.checkpoint import INIT_FROM_KEY, TRAINING_KEY
 from forecast.data.normalize import denormalise
 from forecast.data.windows import Batch
-from forecast.model.blocks import RidgePostdiction, conv_stack
+from forecast.model.blocks import postdiction_network
+from forecast.model.losses import LOSSES, forecast_loss
 from forecast.model.metrics import ForecastMetrics, naive_quantile_forecast
-from forecast.model.quantiles import IntervalMetrics, check_levels, interval_quantiles, pinball
-
-LOSSES = ("mse", "mae", "huber", "rel_mae")
+from forecast.model.optim import optimizer_and_schedule
+from forecast.model.quantiles import IntervalMetrics, check_levels, interval_quantiles
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -106,40 +105,19 @@ class Forecaster(L.LightningModule):
         self.median_index = self.levels.index(0.5)
         if quantiles is not None and loss != "mae":
             raise ValueError(f"quantiles need loss mae (the pinball loss is its quantile form), got loss {loss!r}")
-        encoder_channels, decoder_channels = list(encoder_channels), list(decoder_channels)
-        self.encoder = conv_stack(
-            [in_channels, *encoder_channels], kernel_size, activation, batch_norm, dropout, members, shared_input=True
-        )
-        self.predictor = RidgePostdiction(base_len, horizon, lookback, pool, init_lam, fit_intercept)
-        self.decoder = conv_stack(
-            [encoder_channels[-1], *decoder_channels, 1], kernel_size, activation, batch_norm, dropout, members
-        )
-        # the other quantile levels come from a second network of the same shape, built after the point path so
-        # that the point path starts as the point model's does, and trained on those levels' losses alone
-        self.interval_net: nn.ModuleDict | None = None
-        if len(self.levels) > 1:
-            self.interval_net = nn.ModuleDict(
-                {
-                    "encoder": conv_stack(
-                        [in_channels, *encoder_channels],
-                        kernel_size,
-                        activation,
-                        batch_norm,
-                        dropout,
-                        members,
-                        shared_input=True,
-                    ),
-                    "predictor": RidgePostdiction(base_len, horizon, lookback, pool, init_lam, fit_intercept),
-                    "decoder": conv_stack(
-                        [encoder_channels[-1], *decoder_channels, len(self.levels) - 1],
-                        kernel_size,
-                        activation,
-                        batch_norm,
-                        dropout,
-                        members,
-                    ),
-                }
+
+        def network(outputs: int) -> nn.ModuleDict:
+            return postdiction_network(
+                [in_channels, *encoder_channels],
+                [*decoder_channels, outputs],
+                (base_len, horizon, lookback, pool, init_lam, fit_intercept),
+                (kernel_size, activation, batch_norm, dropout, members),
             )
+
+        point = network(1)  # built first, so that the point path starts as the point model's does
+        self.encoder, self.predictor, self.decoder = point["encoder"], point["predictor"], point["decoder"]
+        # the other quantile levels come from a second network of the same shape, trained on their losses alone
+        self.interval_net = network(len(self.levels) - 1) if len(self.levels) > 1 else None
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         # what the command line trained with ({"optimizer": {"class_path", "init_args"}, "lr_scheduler": ...}) and the
@@ -218,24 +196,9 @@ class Forecaster(L.LightningModule):
 
     def loss_fn(self, prediction: Tensor, batch: Batch) -> Tensor:
         """Loss of normalised forecasts ``(B, K, Q, H)`` (K forecasts of each window, K >= 1) against the batch's
-        targets: the mean over the K of each one's loss (a scalar)."""
-        if self.quantile_levels is not None:
-            levels = torch.tensor(self.levels, device=prediction.device)
-            return 2 * pinball(prediction, batch["y"][:, None], levels).mean()
-        prediction = prediction[:, :, 0]  # (B, K, H)
-        target = batch["y"].expand_as(prediction)
-        if self.hparams.loss == "rel_mae":
-            # in dollars, float32; the denominator does not depend on the model, it only sets the loss's scale
-            dollars = denormalise(prediction, batch["loc"].float(), batch["scale"].float(), batch["normalisation"])
-            truth = batch["target"].float()[:, None, :]  # (B, 1, H)
-            naive = batch["base_close"][:, -1:].float()[:, None, :]  # (B, 1, 1)
-            naive_error = (naive - truth).abs().sum().clamp_min(1e-12) * prediction.shape[1]
-            return (dollars - truth).abs().sum() / naive_error
-        if self.hparams.loss == "mae":
-            return F.l1_loss(prediction, target)
-        if self.hparams.loss == "huber":
-            return F.huber_loss(prediction, target, delta=self.hparams.huber_delta)
-        return F.mse_loss(prediction, target)
+        targets: the mean over the K of each one's loss (a scalar); :func:`forecast.model.losses.forecast_loss`."""
+        levels = self.levels if self.quantile_levels is not None else None
+        return forecast_loss(prediction, batch, self.hparams.loss, levels, self.hparams.huber_delta)
 
     # ------------------------------------------------------------------------------------------- loop steps
     def training_loss(self, batch: Batch) -> Tensor:
@@ -322,28 +285,7 @@ class Forecaster(L.LightningModule):
             checkpoint[INIT_FROM_KEY] = self.init_from
 
     def configure_optimizers(self) -> Any:
-        lam_params = [p for m in self.modules() if isinstance(m, RidgePostdiction) for p in m.parameters()]
-        lam_ids = {id(p) for p in lam_params}
-        network = [p for p in self.parameters() if id(p) not in lam_ids]
-        # named groups: LearningRateMonitor logs them as lr-<Optimizer>/network and lr-<Optimizer>/lambda
-        lam_group: dict[str, Any] = {"params": lam_params, "weight_decay": 0.0, "name": "lambda"}
-        if self.hparams.lam_lr is not None:
-            lam_group["lr"] = self.hparams.lam_lr
-        groups = [{"params": network, "name": "network"}, lam_group]
-        if self.optimizer_factory is None:
-            optimizer = torch.optim.AdamW(groups, lr=1e-3, weight_decay=1e-2)
-        else:
-            optimizer = self.optimizer_factory(groups)
-        if self.scheduler_factory is None:
-            scheduler: Any = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)
-        else:
-            scheduler = self.scheduler_factory(optimizer)
-        config: dict[str, Any] = {"scheduler": scheduler, "interval": "epoch"}
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            config["monitor"] = "val/mae"
-        if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
-            config["interval"] = "step"  # its total_steps counts optimizer steps
-        return {"optimizer": optimizer, "lr_scheduler": config}
+        return optimizer_and_schedule(self, self.optimizer_factory, self.scheduler_factory, self.hparams.lam_lr)
 
 
 def count_parameters(module: nn.Module) -> int:

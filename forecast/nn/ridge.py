@@ -4,15 +4,11 @@ For every batch element ``b`` the layer solves
 
     w_b = argmin_w ||x_b w - y_b||_F^2 + lam_b ||w||_F^2,   i.e.   (x_bᵀ x_b + lam_b I) w_b = x_bᵀ y_b,
 
-with a Cholesky factorisation computed once in the forward pass; the inverse formed from that factor is kept
-for the backward pass, which applies the implicit-function theorem to the optimality condition instead of
-unrolling any solver (no second factorisation, no solver iterations).
-
-Shapes: x ``(B, n, p)`` (n rows, p features), y ``(B, n, h)`` (h targets), lam ``()`` or ``(B,)``,
-w ``(B, p, h)``.
-
-When ``n < p`` the *dual* (Woodbury) form is used, ``w = xᵀ (x xᵀ + lam I_n)^{-1} y``, so the cost is an
-``n × n`` factorisation; otherwise the *primal* ``p × p`` system is factorised.
+from the normal equations' statistics ``gram = xᵀx`` ``(B, p, p)`` and ``cross = xᵀy`` ``(B, p, h)``, with a
+Cholesky factorisation computed once in the forward pass; the inverse formed from that factor is kept for the
+backward pass, which applies the implicit-function theorem to the optimality condition instead of unrolling
+any solver (no second factorisation, no solver iterations). The model's regressions have many more rows than
+features (576 sliding rows of 3 features in ``configs/djia.yaml``), so only ``p × p`` systems are ever solved.
 """
 
 from __future__ import annotations
@@ -70,64 +66,6 @@ def _check_values(name: str, named: tuple[tuple[str, Tensor], ...], lam: Tensor,
 # last dimension is h = 10 it is ~2x slower than with the transposed output, so (bᵀ aᵀ)ᵀ is used for a b.
 
 
-class _RidgeSolve(torch.autograd.Function):
-    """Ridge solve with implicit gradients; see :func:`ridge_solve` for the contract."""
-
-    @staticmethod
-    def forward(ctx: FunctionCtx, x: Tensor, y: Tensor, lam: Tensor, lam_is_scalar: bool) -> Tensor:
-        lam_b = lam.expand(x.shape[0]) if lam_is_scalar else lam  # (B,)
-        n, p = x.shape[-2], x.shape[-1]
-        dual = n < p
-        xt = x.mT  # (B, p, n)
-        factor, info = _factorise(torch.bmm(x, xt) if dual else torch.bmm(xt, x), lam_b)
-        _check_values("ridge_solve", (("x", x), ("y", y), ("lam", lam)), lam, info)
-        inverse = torch.cholesky_inverse(factor)  # (B, k, k), symmetric: (x xᵀ + lam I)^{-1} or (xᵀx + lam I)^{-1}
-        if dual:
-            alpha = torch.bmm(y.mT, inverse).mT  # (B, n, h) = (x xᵀ + lam I)^{-1} y
-            w = torch.bmm(alpha.mT, x).mT  # (B, p, h) = xᵀ alpha
-            ctx.save_for_backward(x, inverse, alpha, w)
-        else:
-            w = torch.bmm(torch.bmm(y.mT, x), inverse).mT  # (B, p, h) = (xᵀx + lam I)^{-1} xᵀ y
-            ctx.save_for_backward(x, y, inverse, w)
-        ctx.dual = dual
-        ctx.lam_is_scalar = lam_is_scalar
-        return w
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: FunctionCtx, grad_w: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
-        # Implicit differentiation of (xᵀx + lam I) w = xᵀy.  With v = (xᵀx + lam I)^{-1} grad_w:
-        #   dL/dy = x v,   dL/dx = (y - x w) vᵀ - x v wᵀ,   dL/dlam = -<v, w>.
-        # An upstream gradient is often a stride-0 broadcast (from .sum()); batched products on it are ~4x slower.
-        grad_t = grad_w.contiguous().mT  # (B, h, p)
-        if ctx.dual:
-            x, inverse, alpha, w = ctx.saved_tensors
-            # Woodbury: x v = (x xᵀ + lam I)^{-1} x grad_w =: beta, and y - x w = lam alpha, so with
-            # lam vᵀ = grad_wᵀ - betaᵀ x the formulas above are division-free in the n × n inverse:
-            #   dL/dx = alpha (grad_wᵀ - betaᵀ x) - beta wᵀ,   dL/dlam = -<beta, alpha>.
-            beta = torch.bmm(torch.bmm(grad_t, x.mT), inverse).mT  # (B, n, h)
-            grad_y = beta
-            lam_vt = torch.baddbmm(grad_t, beta.mT, x, alpha=-1)  # (B, h, p)
-            grad_x = torch.baddbmm(torch.bmm(beta, w.mT), alpha, lam_vt, beta=-1)  # (B, n, p)
-            grad_lam = -(beta * alpha).sum(dim=(-2, -1))  # (B,)
-        else:
-            x, y, inverse, w = ctx.saved_tensors
-            v_t = torch.bmm(grad_t, inverse)  # (B, h, p) = vᵀ
-            grad_y = torch.bmm(v_t, x.mT).mT  # (B, n, h) = x v
-            # dL/dx = y vᵀ - x (w vᵀ + v wᵀ): the (n, h) products stay few, the rest is p × p
-            wv = torch.bmm(w, v_t)  # (B, p, p)
-            grad_x = torch.baddbmm(torch.bmm(y, v_t), x, wv + wv.mT, alpha=-1)
-            grad_lam = -(v_t.mT * w).sum(dim=(-2, -1))  # (B,)
-        if ctx.lam_is_scalar:
-            grad_lam = grad_lam.sum()
-        return (
-            grad_x if ctx.needs_input_grad[0] else None,
-            grad_y if ctx.needs_input_grad[1] else None,
-            grad_lam if ctx.needs_input_grad[2] else None,
-            None,
-        )
-
-
 class _RidgeSolveNormal(torch.autograd.Function):
     """Ridge solve from sufficient statistics: (gram + lam I) w = cross, implicit gradients."""
 
@@ -163,7 +101,7 @@ def ridge_solve_normal(gram: Tensor, cross: Tensor, lam: Tensor | float) -> Tens
 
     Solves ``(gram + lam I) w = cross`` for a batch, where ``gram = xᵀx`` ``(B, p, p)`` (symmetric positive
     semi-definite) and ``cross = xᵀy`` ``(B, p, h)``. When there are many more rows than features this is far
-    cheaper than :func:`ridge_solve`: the caller forms the statistics once (one batched product, often for x and
+    cheaper than solving from the rows: the caller forms the statistics once (one batched product, often for x and
     y together) and everything here is ``p × p``. Only the symmetric part of ``gram`` is used, so its gradient is
     symmetric too.
 
@@ -185,17 +123,6 @@ def ridge_solve_normal(gram: Tensor, cross: Tensor, lam: Tensor | float) -> Tens
     return _RidgeSolveNormal.apply(gram, cross, lam_t, lam_t.ndim == 0)
 
 
-def _check_shapes(x: Tensor, y: Tensor, lam: Tensor) -> None:
-    """Shape and dtype checks of :func:`ridge_solve` (no host sync; values are checked in the forward pass)."""
-    if x.ndim != 3 or y.ndim != 3:
-        raise ValueError(
-            f"ridge_solve: expected x (B, n, p) and y (B, n, h), got x {tuple(x.shape)} and y {tuple(y.shape)}"
-        )
-    if x.shape[:2] != y.shape[:2]:
-        raise ValueError(f"ridge_solve: x {tuple(x.shape)} and y {tuple(y.shape)} must agree in batch and rows (B, n)")
-    _check_lam_and_dtype("ridge_solve", x, y, lam, ("x", "y"))
-
-
 def _check_lam_and_dtype(name: str, a: Tensor, b: Tensor, lam: Tensor, labels: tuple[str, str]) -> None:
     if lam.ndim > 1 or (lam.ndim == 1 and lam.shape[0] != a.shape[0]):
         raise ValueError(f"{name}: lam must have shape () or ({a.shape[0]},), got {tuple(lam.shape)}")
@@ -204,31 +131,6 @@ def _check_lam_and_dtype(name: str, a: Tensor, b: Tensor, lam: Tensor, labels: t
             f"{name}: {labels[0]}, {labels[1]} and lam must share one floating dtype, "
             f"got {a.dtype}, {b.dtype}, {lam.dtype}"
         )
-
-
-def ridge_solve(x: Tensor, y: Tensor, lam: Tensor | float) -> Tensor:
-    """Solve a batch of independent ridge regressions with implicit gradients.
-
-    Args:
-        x: design matrices ``(B, n, p)``.
-        y: targets ``(B, n, h)``.
-        lam: positive regularisation weight, shape ``()`` (shared) or ``(B,)`` (one per element).
-
-    Returns:
-        w ``(B, p, h)`` minimising ``||x w - y||² + lam ||w||²`` for each batch element.
-
-    Raises:
-        ValueError: on a shape or dtype mismatch, non-finite input, non-positive ``lam``, or a failed
-            Cholesky factorisation (the message suggests a larger ``lam``).
-
-    Example:
-        >>> x = torch.eye(2).expand(1, 2, 2)
-        >>> ridge_solve(x, torch.ones(1, 2, 1), torch.tensor(1.0)).squeeze()
-        tensor([0.5000, 0.5000])
-    """
-    lam_t = torch.as_tensor(lam, dtype=x.dtype, device=x.device) if not isinstance(lam, Tensor) else lam
-    _check_shapes(x, y, lam_t)
-    return _RidgeSolve.apply(x, y, lam_t, lam_t.ndim == 0)
 
 
 # the smallest feature scale λ is taken relative to: keeps an all-zero system positive definite
@@ -318,15 +220,4 @@ class RidgeRegression(nn.Module):
 
     def forward(self, x_fit: Tensor, y_fit: Tensor, x_query: Tensor) -> Tensor:
         """Fit on ``(x_fit (B, n, p), y_fit (B, n, h))`` and predict ``x_query (B, m, p)`` → ``(B, m, h)``."""
-        if not self.fit_intercept:
-            return x_query @ ridge_solve(x_fit, y_fit, self.absolute_lam(_mean_square_per_feature(x_fit)))
-        x_mean = x_fit.mean(dim=1, keepdim=True)  # (B, 1, p)
-        y_mean = y_fit.mean(dim=1, keepdim=True)  # (B, 1, h)
-        x_centred = x_fit - x_mean
-        w = ridge_solve(x_centred, y_fit - y_mean, self.absolute_lam(_mean_square_per_feature(x_centred)))
-        return (x_query - x_mean) @ w + y_mean
-
-
-def _mean_square_per_feature(x: Tensor) -> Tensor:
-    """``trace(xᵀx) / p`` ``(B,)`` of rows ``x`` ``(B, n, p)``, without forming ``xᵀx``: ``Σ x² / p``."""
-    return x.square().sum(dim=(-2, -1)) / x.shape[-1]
+        return self.fit_predict_rows(torch.cat([x_fit, y_fit], dim=-1), x_fit.shape[-1], x_query)
