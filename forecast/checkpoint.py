@@ -106,6 +106,7 @@ class CheckpointSettings:
 
     @classmethod
     def of(cls, ckpt: dict[str, Any]) -> CheckpointSettings:
+        """The settings a loaded checkpoint carries, split by the rule."""
         model = {k: plain(v) for k, v in (ckpt.get("hyper_parameters") or {}).items() if not k.startswith("_")}
         data = {
             k: plain(v) for k, v in (ckpt.get("datamodule_hyper_parameters") or {}).items() if not k.startswith("_")

@@ -80,15 +80,18 @@ SUBCOMMAND_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def channels_count(channels: tuple[str, ...]) -> int:
+    """``model.in_channels`` from ``data.channels``."""
     return len(channels)
 
 
 def close_index(channels: tuple[str, ...]) -> int:
     # a missing Close is reported by the DataModule itself; 0 keeps the model valid until then
+    """``model.target_channel`` from ``data.channels``: the position of Close."""
     return list(channels).index("Close") if "Close" in channels else 0
 
 
 def save_dir(root: str | None) -> str:
+    """The logger's folder from ``trainer.default_root_dir``: absolute, the current folder by default."""
     return str(Path(root or ".").absolute())
 
 

@@ -9,6 +9,7 @@ from torch import Tensor
 
 
 def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend (imported on first use: most commands draw nothing)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed, safe off the main thread
@@ -50,7 +51,7 @@ def forecast_figure(
         ax.set_xlabel("trading days from origin")
     axes[0, 0].set_ylabel("Close ($)")
     axes[0, 0].legend(fontsize=7)
-    # fixed margins: tight_layout measured every label and took half of the 0.3 s this figure costs each epoch
+    # fixed margins: tight_layout measures every label, the larger part of this figure's cost each epoch
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.17, top=0.9, wspace=0.25)
     return fig
 

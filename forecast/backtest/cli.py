@@ -56,6 +56,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The backtest's own options (everything else is a fit option, given to every fold)."""
     parser = _Parser(
         prog="python -m forecast backtest",
         description="Walk-forward backtest: one fit per test year and seed, scored on that year, with a "
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The backtest's options and the fit options, or a :class:`BacktestError` for options that cannot work."""
     options, fit_args = build_parser().parse_known_args(argv)
     if options.cost_bps < 0 or not math.isfinite(options.cost_bps):
         raise BacktestError(f"--cost_bps must be a finite number >= 0, got {options.cost_bps}")
@@ -213,6 +215,7 @@ def run_folds(runner: FoldRunner, folds: list[Fold], jobs: int) -> None:
 
 
 def backtest(argv: list[str]) -> None:
+    """``python -m forecast backtest ARGV``: check everything, run the unfinished folds, score and report."""
     options, fit_args = parse(argv)
     out = Path(options.out).absolute()  # fold commands name it: they must work from any folder
     if options.score_only:

@@ -29,14 +29,17 @@ class FoldDates:
 
     @property
     def train_end(self) -> str:
+        """Last day of the training targets: Y−2-12-31 (Y−1 for a validation-only fold)."""
         return f"{self.year - (1 if self.validation_only else 2)}-12-31"
 
     @property
     def val_end(self) -> str:
+        """Last day of the validation targets: Y−1-12-31 (Y for a validation-only fold)."""
         return f"{self.year - (0 if self.validation_only else 1)}-12-31"
 
     @property
     def test_end(self) -> str | None:
+        """Last day of the test targets, Y-12-31; None for a validation-only fold."""
         return None if self.validation_only else f"{self.year}-12-31"
 
     def arguments(self) -> list[str]:
@@ -45,6 +48,7 @@ class FoldDates:
         return [*args, "--data.test_end", self.test_end] if self.test_end else args
 
     def window_counts(self, panel: Panel, base_len: int, horizon: int) -> dict[str, int]:
+        """Windows in each split of this fold: ``{split: count}``."""
         splits = date_splits(panel, base_len, horizon, self.train_end, self.val_end, test_end=self.test_end)
         if self.test_end is None:
             splits.pop("test")

@@ -249,5 +249,6 @@ def write(
 
 
 def write_validation(out: Path, result: dict[str, Any], title: dict[str, str]) -> None:
+    """``backtest.json`` and ``backtest.md`` of a validation-only backtest in ``out``."""
     write_atomic(out / "backtest.json", lambda p: p.write_text(json.dumps(result, indent=2)))
     write_atomic(out / "backtest.md", lambda p: p.write_text(validation_markdown(result, title)))

@@ -35,11 +35,14 @@ class FoldFailedError(RuntimeError):
 
 @dataclass(frozen=True)
 class Fold:
+    """One fit of a backtest: the split dates of a year, and a seed."""
+
     dates: FoldDates
     seed: int
 
     @property
     def name(self) -> str:
+        """The fold's folder and file name: ``{year}_seed{seed}`` (``val`` before it for a validation fold)."""
         prefix = "val" if self.dates.validation_only else ""
         return f"{prefix}{self.dates.year}_seed{self.seed}"
 
@@ -53,22 +56,27 @@ class FoldRunner:
         self.extra_fit_args = list(extra_fit_args or [])  # options the backtest adds (e.g. torch threads)
 
     def root(self, fold: Fold) -> Path:
+        """The fold's own run root: ``OUT/runs/{fold}``."""
         return self.out / "runs" / fold.name
 
     def predictions(self, fold: Fold) -> Path:
+        """The fold's predictions file: ``OUT/predictions/{fold}.csv``."""
         return self.out / "predictions" / f"{fold.name}.csv"
 
     def summary_path(self, fold: Fold) -> Path | None:
+        """The newest run's ``fit_summary.json`` under the fold's root, or None."""
         found = (self.root(fold) / RUNS_FOLDER).glob("version_*/fit_summary.json")
         return max(found, key=lambda path: int(path.parent.name.rpartition("_")[2]), default=None)
 
     def fit_summary(self, fold: Fold) -> dict[str, Any]:
+        """The fold's ``fit_summary.json`` (FileNotFoundError when its fit has not finished)."""
         path = self.summary_path(fold)
         if path is None:
             raise FileNotFoundError(f"no fit_summary.json under {self.root(fold)}")
         return json.loads(path.read_text())
 
     def finished(self, fold: Fold) -> bool:
+        """Whether the fold is done: its predictions file (a validation fold: its fit summary) exists."""
         if fold.dates.validation_only:
             return self.summary_path(fold) is not None
         return self.predictions(fold).is_file()
@@ -87,12 +95,14 @@ class FoldRunner:
         ]
 
     def fit_command(self, fold: Fold) -> list[str]:
+        """The fold's ``fit`` command (resuming from its ``last.ckpt`` when one exists)."""
         cmd = [sys.executable, "-m", "forecast", "fit", *self._common(fold), "--test_after_fit", "false"]
         if any((self.root(fold) / RUNS_FOLDER).glob("version_*/checkpoints/last.ckpt")):
             cmd += ["--ckpt_path", "last"]  # a killed fit continues in its own run folder
         return cmd
 
     def predict_command(self, fold: Fold, checkpoint: str) -> list[str]:
+        """The fold's ``predict`` command for ``checkpoint``, into its predictions file."""
         return [
             sys.executable,
             "-m",

@@ -72,10 +72,12 @@ class FoldScore:
 
     @property
     def mae(self) -> dict[str, float]:
+        """MAE ($) of each forecaster."""
         return {name: values["mae"] for name, values in self.metrics.items()}
 
     @property
     def rel_mae(self) -> dict[str, float]:
+        """relMAE (MAE / naive MAE) of each forecaster."""
         return {name: values["rel_mae"] for name, values in self.metrics.items()}
 
 
@@ -88,7 +90,7 @@ def _origin_rows(panel: Panel, frame: pd.DataFrame) -> np.ndarray:
     """Row in the panel of each prediction's (Name, origin_date); -1 where there is none.
 
     Rows are found by binary search on a (ticker, day) key, sorted as the panel's rows are: 8 bytes a row of the
-    panel, where an index of names and date strings took about 60 (1.5 GB for 25 M rows, built for every fold).
+    panel, where an index of names and date strings takes several times that, built for every fold.
     """
     owner = np.repeat(np.arange(len(panel.names), dtype=np.int64), np.diff(panel.offsets))
     panel_keys = (owner << 32) + panel.dates.astype(np.int64)  # days since 1970: |days| < 2**31

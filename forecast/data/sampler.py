@@ -15,7 +15,7 @@ class EpochSeededSampler(DistributedSampler):
     uninterrupted one (``RandomSampler`` would depend on the global RNG state instead). Under DDP each rank takes
     every ``num_replicas``-th window of the same permutation, padded like ``DistributedSampler``; being one,
     Lightning keeps it. The permutation stays a tensor (8 bytes a window) and is handed out a slice at a time:
-    ``DistributedSampler`` makes it a Python list, 36 bytes a window (900 MB for 25 M windows), on every rank.
+    ``DistributedSampler`` makes it a Python list, 36 bytes a window, on every rank.
     """
 
     def __init__(self, dataset: Dataset, seed: int, num_replicas: int = 1, rank: int = 0) -> None:

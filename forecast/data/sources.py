@@ -54,8 +54,8 @@ def read_file_chunks(path: str | Path, chunk_rows: int | None = None) -> Iterato
     """Read a CSV, CSV.gz or Parquet file as raw tables of at most ``chunk_rows`` rows (default ``CHUNK_ROWS``; a
     Parquet file: one table).
 
-    Reading in chunks keeps the memory of a large file to its parsed numbers: a whole 25 M-row CSV read at once
-    holds every date and ticker as a Python string (4 GB for 5,000 tickers x 5,000 days).
+    Reading in chunks keeps the memory of a large file to its parsed numbers: a whole large CSV read at once
+    holds every date and ticker as a Python string.
 
     Raises:
         DataError: no such file, or Parquet without pyarrow.

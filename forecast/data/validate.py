@@ -74,7 +74,7 @@ class _Growing:
 
     Why not a list of parts joined at the end: the join holds every part and the whole at once, and the freed
     parts (a few MB each) stay in the allocator's heap rather than going back to the system; a few large buffers
-    are returned when freed. (25 M rows: a peak of 1.8 GB with parts, less with this.)
+    are returned when freed (peak memory measured in docs/results.md, "Large universes").
     """
 
     def __init__(self, dtype: np.dtype | str) -> None:

@@ -201,6 +201,7 @@ class RidgePostdiction(nn.Module):
 
     @property
     def lam(self) -> Tensor:
+        """λ, the relative ridge weight (a positive scalar tensor)."""
         return self.ridge.lam
 
 

@@ -289,4 +289,5 @@ class Forecaster(L.LightningModule):
 
 
 def count_parameters(module: nn.Module) -> int:
+    """The number of parameters of ``module`` (trainable or not)."""
     return sum(p.numel() for p in module.parameters())

@@ -56,14 +56,11 @@ def _check_values(name: str, named: tuple[tuple[str, Tensor], ...], lam: Tensor,
         )
 
 
-# Solving with an explicit inverse: at these sizes (k = 16..20, batches of 8..1024) every LAPACK call costs
-# ~2.5 µs per matrix whatever its work, while a batched product costs ~0.4 µs. One cholesky_inverse in the
-# forward pass, reused by the backward pass through products, beats a cholesky_solve in each pass (float32,
-# B=256: 2.3 vs 3.5 ms for forward + backward). For a Cholesky factor of an SPD matrix the inverse is as
-# accurate as the solve (both backward-stable to O(cond · eps)); the tests hold it to 1e-10 against lstsq.
-#
-# Products are written in the orientation MKL's small batched GEMM runs fastest here: with an output whose
-# last dimension is h = 10 it is ~2x slower than with the transposed output, so (bᵀ aᵀ)ᵀ is used for a b.
+# Solving with an explicit inverse: at these sizes every LAPACK call has a fixed cost per matrix far above a
+# batched product's, so one cholesky_inverse in the forward pass, reused by the backward pass through products,
+# beats a cholesky_solve in each pass (scripts/bench_implicit.py measures it). For a Cholesky factor of an SPD
+# matrix the inverse is as accurate as the solve (both backward-stable to O(cond · eps)); the tests hold it to
+# 1e-10 against lstsq.
 
 
 class _RidgeSolveNormal(torch.autograd.Function):
