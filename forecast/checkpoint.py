@@ -76,12 +76,12 @@ def _read_checkpoint(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
     return ckpt
 
 
-def plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
     """Tuples → lists, recursively: the form YAML, JSON and the parser give back."""
     if isinstance(value, (tuple, list)):
-        return [plain(v) for v in value]
+        return [plain_data(v) for v in value]
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
+        return {k: plain_data(v) for k, v in value.items()}
     return value
 
 
@@ -107,13 +107,15 @@ class CheckpointSettings:
     @classmethod
     def of(cls, ckpt: dict[str, Any]) -> CheckpointSettings:
         """The settings a loaded checkpoint carries, split by the rule."""
-        model = {k: plain(v) for k, v in (ckpt.get("hyper_parameters") or {}).items() if not k.startswith("_")}
+        model = {k: plain_data(v) for k, v in (ckpt.get("hyper_parameters") or {}).items() if not k.startswith("_")}
         data = {
-            k: plain(v) for k, v in (ckpt.get("datamodule_hyper_parameters") or {}).items() if not k.startswith("_")
+            k: plain_data(v)
+            for k, v in (ckpt.get("datamodule_hyper_parameters") or {}).items()
+            if not k.startswith("_")
         }
         for linked in LINKED_MODEL:
             model.pop(linked, None)
-        model |= {k: plain(v) for k, v in (ckpt.get(TRAINING_KEY) or {}).items() if k in RESUMED_MODEL}
+        model |= {k: plain_data(v) for k, v in (ckpt.get(TRAINING_KEY) or {}).items() if k in RESUMED_MODEL}
         return cls(
             fixed_model={k: v for k, v in model.items() if k not in TRAINING_ONLY_MODEL},
             fixed_data={k: v for k, v in data.items() if k in FIXED_DATA},

@@ -31,7 +31,7 @@ from forecast.checkpoint import (
     CheckpointError,
     CheckpointSettings,
     check_weights,
-    plain,
+    plain_data,
     read_checkpoint,
     resolve_checkpoint,
     run_folder_of,
@@ -149,8 +149,8 @@ class ForecastCLI(LightningCLI):
             str(ckpt_arg or init_from), self._runs(config[sub]), config[sub].checkpoint.get("dirpath")
         )
         settings = CheckpointSettings.of(read_checkpoint(ckpt_path))
-        probe = parser.parse_args(["--config", json.dumps({sub: checkpoint_defaults(settings, use)}), *argv])
-        given = given_by_parser(probe, sub)
+        over_checkpoint = parser.parse_args(["--config", json.dumps({sub: checkpoint_defaults(settings, use)}), *argv])
+        given = given_by_parser(over_checkpoint, sub)
         kept = apply_rule(settings, given, use)
         flag = "--ckpt_path" if ckpt_arg else "--init_from"
         fixed = ["--config", json.dumps({sub: checkpoint_defaults(settings, use, chosen=False)})]
@@ -226,7 +226,7 @@ class ForecastCLI(LightningCLI):
         fit = self.config.fit
         # the optimizer and schedule the run trains with, kept in its checkpoints: a resume must not change them
         self.model.training_settings = {
-            key: plain(fit.model[key].as_dict()) if fit.model.get(key) is not None else None
+            key: plain_data(fit.model[key].as_dict()) if fit.model.get(key) is not None else None
             for key in ("optimizer", "lr_scheduler")
         }
         _check_optimizer(self.model)

@@ -76,18 +76,18 @@ def write_report(
     ``{split}_forecasts.png`` from ``examples``, as :func:`forecast.callbacks.forecast_examples` gives them) in
     ``log_dir``; with a quantile model's ``intervals`` and ``levels``, their table too (in the JSON under
     ``intervals``). Returns the tables."""
-    plain: dict[str, Any] = results_to_dict(results)
-    table = markdown_table(plain, split)
+    tables: dict[str, Any] = results_to_dict(results)
+    table = markdown_table(tables, split)
     if intervals is not None and levels:
-        plain["intervals"] = {
+        tables["intervals"] = {
             "levels": levels,
             **{k: (v.tolist() if v.ndim else float(v)) for k, v in intervals.items()},
         }
-        table += "\n\n" + interval_table(plain["intervals"], levels, split)
+        table += "\n\n" + interval_table(tables["intervals"], levels, split)
     log_dir.mkdir(parents=True, exist_ok=True)
-    (log_dir / f"{split}_metrics.json").write_text(json.dumps(plain, indent=2))
+    (log_dir / f"{split}_metrics.json").write_text(json.dumps(tables, indent=2))
     (log_dir / f"{split}_metrics.md").write_text(table + "\n")
-    per_step = per_step_figure(plain, f"{split}: MAE per horizon step")
+    per_step = per_step_figure(tables, f"{split}: MAE per horizon step")
     per_step.savefig(log_dir / f"{split}_per_step_mae.png", dpi=120)
     if examples is not None:
         forecast_figure(*examples).savefig(log_dir / f"{split}_forecasts.png", dpi=120)

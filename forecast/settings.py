@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
-from forecast.checkpoint import CheckpointSettings, SettingConflictError, plain
+from forecast.checkpoint import CheckpointSettings, SettingConflictError, plain_data
 
 Use = Literal["resume", "warm_start", "evaluate"]
 
@@ -56,8 +56,8 @@ class Given:
     def given(self, key: str, theirs: Any) -> bool:
         """Whether the user gave ``key`` a value other than the checkpoint's ``theirs`` on the command line (or in
         a config naming the checkpoint): it differs from ``theirs`` and is not just a plain config's value."""
-        value = plain(self.values.get(key, theirs))
-        return value != theirs and plain(self.from_configs.get(key, MISSING)) != value
+        value = plain_data(self.values.get(key, theirs))
+        return value != theirs and plain_data(self.from_configs.get(key, MISSING)) != value
 
 
 def _ruled(settings: CheckpointSettings, use: Use) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -114,7 +114,7 @@ def apply_rule(settings: CheckpointSettings, given: Given, use: Use) -> dict[str
         difference
         for key, theirs in fixed.items()
         if key in given.values
-        for difference in _differences(key, plain(given.values[key]), theirs)
+        for difference in _differences(key, plain_data(given.values[key]), theirs)
     ]
     if conflicts:
         listed = "; ".join(f"{key} {value} (the checkpoint has {theirs})" for key, value, theirs in conflicts)
@@ -141,7 +141,7 @@ def given_by_parser(parsed: Any, sub: str) -> Given:
 def _dotted(sub_config: Any) -> dict[str, Any]:
     """The parsed ``model`` and ``data`` settings of a subcommand as plain values by dotted key."""
     return {
-        f"{section}.{key}": plain(value)
+        f"{section}.{key}": plain_data(value)
         for section in ("model", "data")
         for key, value in sub_config[section].as_dict().items()
     }
@@ -165,5 +165,5 @@ def _plain_config_values(parsed: Any, sub: str) -> dict[str, Any]:
         if not isinstance(section, dict) or section.get("ckpt_path") or section.get("init_from"):
             continue
         for name in ("model", "data"):
-            found |= {f"{name}.{k}": plain(v) for k, v in (section.get(name) or {}).items()}
+            found |= {f"{name}.{k}": plain_data(v) for k, v in (section.get(name) or {}).items()}
     return found

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from forecast.data import StockDataModule
-from forecast.data.normalize import METHODS, denormalise, normalise, window_stats
+from forecast.data.normalise import METHODS, denormalise, normalise, window_stats
 from forecast.data.panel import build_panel, market_level
 from forecast.data.validate import clean_panel
 from forecast.data.windows import date_splits, window_starts

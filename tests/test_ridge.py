@@ -210,7 +210,7 @@ def test_postdiction_lambda_means_the_same_whatever_the_rows_and_scale():
 
 @pytest.mark.parametrize("kind", ["flat", "nearly_flat", "huge"])
 def test_float32_training_from_a_small_lambda_factorises_on_flat_prices(kind):
-    from forecast.data.normalize import normalise, window_stats
+    from forecast.data.normalise import normalise, window_stats
     from forecast.model import Forecaster
 
     torch.manual_seed(0)

@@ -132,7 +132,7 @@ def _quiet_lightning() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def probe(fit_args: list[str], fold: FoldDates) -> tuple[Any, dict[str, Any]]:
+def build_as_fit(fit_args: list[str], fold: FoldDates) -> tuple[Any, dict[str, Any]]:
     """Build model, data and trainer from the fit options as ``fit`` would, without training; load the data.
 
     Returns the DataModule (with its panel loaded) and the resolved settings that define the backtest.
@@ -222,7 +222,7 @@ def backtest(argv: list[str]) -> None:
         score_only(out, options.cost_bps)
         return
     dates = [FoldDates(year, options.validation_only) for year in options.years]
-    datamodule, settings = probe(fit_args, dates[0])
+    datamodule, settings = build_as_fit(fit_args, dates[0])
     base_len, horizon = datamodule.hparams.base_len, datamodule.hparams.horizon
     check_years(datamodule.panel, base_len, horizon, options.years, options.validation_only)
     claim_output(out, {"validation_only": options.validation_only, "fit": settings})

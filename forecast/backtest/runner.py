@@ -81,7 +81,7 @@ class FoldRunner:
             return self.summary_path(fold) is not None
         return self.predictions(fold).is_file()
 
-    def _common(self, fold: Fold) -> list[str]:
+    def _shared_options(self, fold: Fold) -> list[str]:
         return [
             *self.fit_args,
             *self.extra_fit_args,
@@ -96,7 +96,7 @@ class FoldRunner:
 
     def fit_command(self, fold: Fold) -> list[str]:
         """The fold's ``fit`` command (resuming from its ``last.ckpt`` when one exists)."""
-        cmd = [sys.executable, "-m", "forecast", "fit", *self._common(fold), "--test_after_fit", "false"]
+        cmd = [sys.executable, "-m", "forecast", "fit", *self._shared_options(fold), "--test_after_fit", "false"]
         if any((self.root(fold) / RUNS_FOLDER).glob("version_*/checkpoints/last.ckpt")):
             cmd += ["--ckpt_path", "last"]  # a killed fit continues in its own run folder
         return cmd
@@ -108,7 +108,7 @@ class FoldRunner:
             "-m",
             "forecast",
             "predict",
-            *self._common(fold),
+            *self._shared_options(fold),
             "--ckpt_path",
             checkpoint,
             "--data.predict_set",

@@ -15,7 +15,7 @@ def _remaining(panel: Panel) -> np.ndarray:
     return ends
 
 
-def _pairs(panel: Panel, step: int, last_day: str, remaining: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _closes_steps_apart(panel: Panel, step: int, last_day: str, remaining: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Closes ``(c[t], c[t + step])`` of every ticker's pair of rows ``step`` apart whose later day is on or before
     ``last_day``, in row order (each ``(P,)`` dollars). ``remaining``: :func:`_remaining` of the panel."""
     close = panel.close.numpy()
@@ -27,7 +27,7 @@ def _pairs(panel: Panel, step: int, last_day: str, remaining: np.ndarray) -> tup
 
 def mean_daily_log_return(panel: Panel, last_day: str) -> float:
     """Mean of ``log(c_{t+1} / c_t)`` over every ticker's consecutive days with ``t + 1`` on or before ``last_day``."""
-    before, after = _pairs(panel, 1, last_day, _remaining(panel))
+    before, after = _closes_steps_apart(panel, 1, last_day, _remaining(panel))
     if len(before) == 0:
         raise NotEnoughDataError(f"no training days on or before {last_day} to learn the mean daily return from")
     return float(np.log(after / before).mean())
@@ -42,7 +42,7 @@ def naive_quantile_ratios(panel: Panel, last_day: str, levels: list[float], hori
     remaining = _remaining(panel)
     ratios = np.empty((len(levels), horizon))
     for s in range(1, horizon + 1):
-        before, after = _pairs(panel, s, last_day, remaining)
+        before, after = _closes_steps_apart(panel, s, last_day, remaining)
         if len(before) == 0:
             raise NotEnoughDataError(f"no training pairs {s} days apart on or before {last_day}")
         ratios[:, s - 1] = np.quantile(after / before, levels)

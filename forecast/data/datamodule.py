@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Sampler
 from forecast.data.baselines import naive_quantile_ratios
 from forecast.data.calendar import check_calendar
 from forecast.data.errors import NotEnoughDataError, plural
-from forecast.data.normalize import METHODS
+from forecast.data.normalise import METHODS
 from forecast.data.panel import MARKET, Panel, build_panel
 from forecast.data.sampler import EpochSeededSampler
 from forecast.data.sources import KAGGLE_DATASET, KAGGLE_FILE, choose_source, download_kaggle, load_chunks

@@ -149,7 +149,7 @@ class _Rows:
         return self.sources[k], position - self.starts[k]
 
 
-def _follows(codes: np.ndarray, dates: np.ndarray) -> np.ndarray:
+def _sorts_after_previous(codes: np.ndarray, dates: np.ndarray) -> np.ndarray:
     """``(T - 1,)``: whether each row after the first sorts strictly after the row before it, by (ticker code,
     date)."""
     return (codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (dates[1:] > dates[:-1]))
@@ -199,13 +199,13 @@ def clean_chunks(chunks: Iterable[Chunk], columns: list[str]) -> pd.DataFrame:
     codes, dates, values = rows.take()  # now the only owners of the rows: sorting frees each column it replaces
     codes = rank[codes]
 
-    in_order, order = _follows(codes, dates), None
+    in_order, order = _sorts_after_previous(codes, dates), None
     if not in_order.all():
         order = _sort_order(codes, dates)
         codes, dates = codes[order], dates[order]
         for column in used:
             values[column] = values[column][order]
-        in_order = _follows(codes, dates)
+        in_order = _sorts_after_previous(codes, dates)
     if not in_order.all():  # sorted, so the only way left to be out of order is a repeated (Name, Date)
         repeats = np.flatnonzero(~in_order) + 1  # the later row of each pair, in the sorted order
         in_files = repeats if order is None else order[repeats]

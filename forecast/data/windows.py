@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from forecast.data.calendar import next_sessions
-from forecast.data.normalize import normalise, window_stats
+from forecast.data.normalise import normalise, window_stats
 from forecast.data.panel import Panel
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class WindowDataset(Dataset[Batch]):
         ``x`` (B, C, base_len) float32, normalised inputs;
         ``y`` (B, 1, horizon) float32, normalised target (only when the future is known);
         ``loc``, ``scale`` (B, 1, 1) float64 and ``normalisation`` (str): invert with
-        :func:`forecast.data.normalize.denormalise` to get dollars;
+        :func:`forecast.data.normalise.denormalise` to get dollars;
         ``base_close`` (B, base_len) float64, the base's Close in dollars (for naive and drift baselines);
         ``target`` (B, horizon) float64, the true Close in dollars (when known);
         ``index`` (B,) int64, the window's position in this dataset;

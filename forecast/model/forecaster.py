@@ -10,7 +10,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from forecast.checkpoint import INIT_FROM_KEY, TRAINING_KEY
-from forecast.data.normalize import denormalise
+from forecast.data.normalise import denormalise
 from forecast.data.windows import Batch
 from forecast.model.blocks import postdiction_network
 from forecast.model.losses import LOSSES, forecast_loss
@@ -156,18 +156,18 @@ class Forecaster(L.LightningModule):
     def member_forecasts(self, x: Tensor) -> Tensor:
         """Normalised base ``(B, C, L)`` → each member's normalised forecast ``(B, K, Q, H)``, K = ``members``."""
         k = self.hparams.members
-        out = self._path(x, self.encoder, self.predictor, self.decoder).reshape(len(x), k, 1, -1)  # (B, K, 1, H)
+        out = self._run_network(x, self.encoder, self.predictor, self.decoder).reshape(len(x), k, 1, -1)  # (B, K, 1, H)
         if self.hparams.skip:
             c = self.hparams.target_channel
             out = out + x[:, None, c : c + 1, -1:]  # correction to the last base value
         if self.interval_net is not None:
             # the steps from the median to the other levels: their own network, so point accuracy never pays
             net = self.interval_net
-            raw = self._path(x, net["encoder"], net["predictor"], net["decoder"])  # (B, K·(Q − 1), H)
+            raw = self._run_network(x, net["encoder"], net["predictor"], net["decoder"])  # (B, K·(Q − 1), H)
             out = interval_quantiles(out, raw.reshape(len(x), k, len(self.levels) - 1, -1), self.median_index)
         return out
 
-    def _path(self, x: Tensor, encoder: nn.Module, predictor: nn.Module, decoder: nn.Module) -> Tensor:
+    def _run_network(self, x: Tensor, encoder: nn.Module, predictor: nn.Module, decoder: nn.Module) -> Tensor:
         """Encoder → ridge postdiction → decoder: ``(B, C, L)`` → ``(B, K·D, H)`` (D: the decoder's outputs)."""
         k = self.hparams.members
         z = encoder(x)  # (B, K·E, L)

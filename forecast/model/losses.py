@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from forecast.data.normalize import denormalise
+from forecast.data.normalise import denormalise
 from forecast.model.quantiles import pinball
 
 LOSSES = ("mse", "mae", "huber", "rel_mae")
