@@ -85,6 +85,10 @@ def configure(debug: bool = False, subcommand: str = "") -> None:
     """This tool's and Lightning's log lines: information on stdout, warnings and errors on stderr, from rank 0;
     :data:`NOISE` and :data:`NOISY_WARNINGS` (for ``validate``, ``test``, ``predict`` also
     :data:`EVALUATION_WARNINGS`) dropped unless ``debug``. Idempotent."""
+    # Lightning installs its own console handler when it is imported (if the root logger has none): import it
+    # first, so that the handler exists to be adjusted; every command but --help imports it anyway
+    import lightning.pytorch  # noqa: F401
+
     for name in ("forecast", "lightning.pytorch", "lightning.fabric"):
         logger = logging.getLogger(name)
         if any(isinstance(h, _CurrentStream) for h in logger.handlers):

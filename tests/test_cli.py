@@ -119,6 +119,16 @@ def test_a_quiet_terminal_results_on_stdout_and_an_error_alone_on_stderr(trained
     assert failed.returncode == 2 and len(failed.stderr.strip().splitlines()) == 1, failed.stderr
 
 
+def test_a_real_process_is_as_quiet(trained, tmp_path):
+    """In a process of its own (Lightning installs its console handler on import), the same quiet terminal."""
+    from helpers import run_subprocess
+
+    done = run_subprocess(["predict", "--ckpt_path", str(trained), "--output", "p.csv"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.strip() == "", done.stderr
+    assert "GPU available" not in done.stdout and "Seed set to" not in done.stdout and "Tip" not in done.stdout
+
+
 def test_help_names_the_command_and_shows_no_markup():
     import subprocess
     import sys
