@@ -8,9 +8,7 @@ monitor, forecast figures), the settings rule of :mod:`forecast.settings`, ``fit
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from forecast.callbacks import (
     CSVPredictionWriter,
@@ -29,26 +27,27 @@ from forecast.callbacks import (
 from forecast.checkpoint import (
     RUNS_FOLDER,
     CheckpointError,
-    CheckpointSettings,
     check_weights,
     plain_data,
     read_checkpoint,
-    resolve_checkpoint,
     run_folder_of,
     runs_folder,
 )
 from forecast.data import DataError, StockDataModule
-from forecast.data.errors import plural
 from forecast.defaults import (
     LINKS,
     PARSER_DEFAULTS,
+    PARSER_KWARGS,
     SUBCOMMAND_ARGUMENTS,
     SUBCOMMAND_DEFAULTS,
     TORCH_THREADS_HELP,
+    FitConfigSaver,
+    PlainHelpParser,
     trainer_defaults,
 )
 from forecast.model import Forecaster
-from forecast.settings import ConfigError, Use, apply_rule, checkpoint_defaults, given_by_parser
+from forecast.model.optim import check_optimizer
+from forecast.settings import ConfigError, parse_with_checkpoint
 from forecast.terminal import first_line
 
 DEBUG_HELP = "--debug (or FORECAST_DEBUG=1) shows the traceback of an error and Lightning's own notices."
@@ -57,32 +56,12 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 log = logging.getLogger("forecast.cli")
 
 
-class PlainHelpParser(LightningArgumentParser):
-    """Lightning's parser whose ``--help`` shows the docstrings' Sphinx markup as plain text (``"auto"`` → "auto",
-    :class:`datetime.timedelta` → datetime.timedelta)."""
-
-    def format_help(self) -> str:
-        text = re.sub(r":(?:class|func|meth|data|mod|attr|obj):`~?([^`]+)`", r"\1", super().format_help())
-        return re.sub(r"``([^`]*)``", r"\1", text)
-
-
-class FitConfigSaver(SaveConfigCallback):
-    """Lightning's ``config.yaml``, in the run folder of ``fit`` only (other subcommands make no run folder)."""
-
-    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        if stage == "fit":
-            super().setup(trainer, pl_module, stage)
-
-
 class ForecastCLI(LightningCLI):
     """LightningCLI with the project's callbacks, argument links and checkpoint rule."""
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         """Parse ``args`` (default: the command line) and run the subcommand, like ``LightningCLI``."""
         self.resume_version: str | None = None
-        # errors reach main() as exceptions (one line, no usage dump); no abbreviated options: --trainer.max_epoch
-        # must not silently mean --trainer.max_epochs
-        no_exit = {"exit_on_error": False, "allow_abbrev": False}
         super().__init__(
             Forecaster,
             StockDataModule,
@@ -91,13 +70,7 @@ class ForecastCLI(LightningCLI):
             save_config_callback=FitConfigSaver,
             parser_class=PlainHelpParser,
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={
-                **no_exit,
-                "prog": "python -m forecast",
-                "epilog": "One more subcommand, with its own options: backtest (walk-forward years with a significance "
-                f"test; python -m forecast backtest --help). {DEBUG_HELP}",
-                **{sub: {**no_exit, "epilog": DEBUG_HELP} for sub in SUBCOMMANDS},
-            },
+            parser_kwargs=PARSER_KWARGS,
             auto_configure_optimizers=False,
             args=args,
             run=run,
@@ -133,37 +106,15 @@ class ForecastCLI(LightningCLI):
         were read.
         """
         argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
-        config = parser.parse_args(argv)
-        sub = config.get("subcommand")
-        ckpt_arg = config[sub].get("ckpt_path") if sub else None
-        init_from = config[sub].get("init_from") if sub == "fit" else None
-        if ckpt_arg and init_from:
-            raise ConfigError(
-                "--ckpt_path resumes a run and --init_from starts a new one from a checkpoint's weights: give one"
-            )
-        if not (ckpt_arg or init_from):
-            self.config = config
-            return
-        use: Use = "evaluate" if sub != "fit" else "resume" if ckpt_arg else "warm_start"
-        ckpt_path = resolve_checkpoint(
-            str(ckpt_arg or init_from), self._runs(config[sub]), config[sub].checkpoint.get("dirpath")
-        )
-        settings = CheckpointSettings.of(read_checkpoint(ckpt_path))
-        over_checkpoint = parser.parse_args(["--config", json.dumps({sub: checkpoint_defaults(settings, use)}), *argv])
-        given = given_by_parser(over_checkpoint, sub)
-        kept = apply_rule(settings, given, use)
-        flag = "--ckpt_path" if ckpt_arg else "--init_from"
-        fixed = ["--config", json.dumps({sub: checkpoint_defaults(settings, use, chosen=False)})]
-        self.config = parser.parse_args([*fixed, *argv, "--config", json.dumps(kept), flag, ckpt_path])
-        if use == "resume":
-            run = run_folder_of(ckpt_path)
-            if run is not None and run.parent == self._runs(config[sub]):
+        parsed = parse_with_checkpoint(parser, argv, self._runs)
+        self.config = parsed.config
+        if parsed.use == "resume":
+            sub = self.config.subcommand
+            run = run_folder_of(parsed.ckpt_path)
+            if run is not None and run.parent == self._runs(self.config[sub]):
                 self.resume_version = run.name  # resume in the run's own folder: one run, one folder
                 # Lightning warns about a non-empty checkpoint folder: here it is the run's own, as intended
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        restored = ", ".join(f"{k}={v}" for k, v in kept["data"].items() if k in ("source", "path", "predict_set"))
-        what = "weights" if use == "warm_start" else "model and data settings"
-        log.info("checkpoint %s: %s restored from it (%s)", ckpt_path, what, restored or "data as given")
 
     @staticmethod
     def _runs(sub_config: Any) -> Path:
@@ -229,7 +180,7 @@ class ForecastCLI(LightningCLI):
             key: plain_data(fit.model[key].as_dict()) if fit.model.get(key) is not None else None
             for key in ("optimizer", "lr_scheduler")
         }
-        _check_optimizer(self.model)
+        check_optimizer(self.model)
         if fit.get("init_from"):  # a warm start: the checkpoint's weights, a fresh optimizer, schedule and epochs
             self.model.load_state_dict(read_checkpoint(fit.init_from)["state_dict"])
             self.model.init_from = str(Path(fit.init_from).absolute())
@@ -260,13 +211,8 @@ class ForecastCLI(LightningCLI):
         self.trainer.callbacks.append(self.writer)
 
     def after_predict(self) -> None:
-        summary = self.writer.summary
-        if summary and self.trainer.is_global_zero:
-            print(
-                f"wrote {summary['rows']:,} forecast rows for {plural(summary['tickers'], 'ticker')}, origins "
-                f"{summary['origins'][0]} .. {summary['origins'][1]}, targets {summary['targets'][0]} .. "
-                f"{summary['targets'][1]} to {summary['path']}"
-            )
+        if self.writer.summary and self.trainer.is_global_zero:
+            print(self.writer.summary_line())
 
     def after_fit(self) -> None:
         # the protocol's table for the best checkpoint, on the test split, when the data has one
@@ -279,12 +225,3 @@ class ForecastCLI(LightningCLI):
                 "the test scores the weights of the last training step"
             )
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
-
-
-def _check_optimizer(model: Forecaster) -> None:
-    """Build the optimizer and scheduler once, before the run writes anything: a value their constructors refuse
-    (a negative learning rate, say) is the user's to fix, not an internal failure after the run folder exists."""
-    try:
-        model.configure_optimizers()
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"invalid optimizer or LR scheduler setting: {first_line(exc)}") from exc

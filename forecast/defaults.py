@@ -3,10 +3,26 @@ links between model and data settings. :class:`forecast.cli.ForecastCLI` applies
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback
+
 from forecast.checkpoint import RUNS_FOLDER
+
+DEBUG_HELP = "--debug (or FORECAST_DEBUG=1) shows the traceback of an error and Lightning's own notices."
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+# errors reach the dispatcher as exceptions (one line, no usage dump); no abbreviated options: --trainer.max_epoch
+# must not silently mean --trainer.max_epochs
+_STRICT = {"exit_on_error": False, "allow_abbrev": False}
+PARSER_KWARGS: dict[str, Any] = {
+    **_STRICT,
+    "prog": "python -m forecast",
+    "epilog": "One more subcommand, with its own options: backtest (walk-forward years with a significance test; "
+    f"python -m forecast backtest --help). {DEBUG_HELP}",
+    **{sub: {**_STRICT, "epilog": DEBUG_HELP} for sub in SUBCOMMANDS},
+}
 
 
 def trainer_defaults() -> dict[str, Any]:
@@ -104,3 +120,20 @@ LINKS: list[tuple[str, str, Any]] = [
     ("trainer.default_root_dir", "trainer.logger.init_args.save_dir", save_dir),
 ]
 """``(source, target, compute_fn)``: settings derived from others, never given directly."""
+
+
+class PlainHelpParser(LightningArgumentParser):
+    """Lightning's parser whose ``--help`` shows the docstrings' Sphinx markup as plain text (``"auto"`` → "auto",
+    :class:`datetime.timedelta` → datetime.timedelta)."""
+
+    def format_help(self) -> str:
+        text = re.sub(r":(?:class|func|meth|data|mod|attr|obj):`~?([^`]+)`", r"\1", super().format_help())
+        return re.sub(r"``([^`]*)``", r"\1", text)
+
+
+class FitConfigSaver(SaveConfigCallback):
+    """Lightning's ``config.yaml``, in the run folder of ``fit`` only (other subcommands make no run folder)."""
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if stage == "fit":
+            super().setup(trainer, pl_module, stage)

@@ -21,6 +21,8 @@ For each setting (dotted, ``model.lookback``):
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +37,8 @@ Use = Literal["resume", "warm_start", "evaluate"]
 class ConfigError(ValueError):
     """A setting the model, the data or the optimizer refuses (raised while building them from the settings)."""
 
+
+log = logging.getLogger(__name__)
 
 MISSING = object()
 """A setting a config does not set."""
@@ -167,3 +171,50 @@ def _plain_config_values(parsed: Any, sub: str) -> dict[str, Any]:
         for name in ("model", "data"):
             found |= {f"{name}.{k}": plain_data(v) for k, v in (section.get(name) or {}).items()}
     return found
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The settings a command runs with: ``config`` (jsonargparse's), and when a checkpoint is given its path,
+    its ``use`` and the checkpoint's values ``kept`` over the user's configs."""
+
+    config: Any
+    ckpt_path: str | None = None
+    use: Use | None = None
+    kept: dict[str, dict[str, Any]] | None = None
+
+
+def parse_with_checkpoint(parser: Any, argv: list[str], runs_of: Any) -> Parsed:
+    """Parse ``argv``, then apply :func:`apply_rule` when a checkpoint is given (``--ckpt_path``, or ``fit
+    --init_from``; ``last``/``best`` found under ``runs_of(subcommand config)``).
+
+    What the user gave, and where, is read from the parser itself: the arguments are parsed with the checkpoint's
+    values as the first config, so a value that still differs was given by a flag or a config (any spelling,
+    before or after the subcommand), and the parsed ``config`` entries say which configs were read.
+    """
+    from forecast.checkpoint import CheckpointSettings, read_checkpoint, resolve_checkpoint
+
+    config = parser.parse_args(argv)
+    sub = config.get("subcommand")
+    ckpt_arg = config[sub].get("ckpt_path") if sub else None
+    init_from = config[sub].get("init_from") if sub == "fit" else None
+    if ckpt_arg and init_from:
+        raise ConfigError(
+            "--ckpt_path resumes a run and --init_from starts a new one from a checkpoint's weights: give one"
+        )
+    if not (ckpt_arg or init_from):
+        return Parsed(config)
+    use: Use = "evaluate" if sub != "fit" else "resume" if ckpt_arg else "warm_start"
+    ckpt_path = resolve_checkpoint(
+        str(ckpt_arg or init_from), runs_of(config[sub]), config[sub].checkpoint.get("dirpath")
+    )
+    settings = CheckpointSettings.of(read_checkpoint(ckpt_path))
+    over_checkpoint = parser.parse_args(["--config", json.dumps({sub: checkpoint_defaults(settings, use)}), *argv])
+    kept = apply_rule(settings, given_by_parser(over_checkpoint, sub), use)
+    flag = "--ckpt_path" if ckpt_arg else "--init_from"
+    fixed = ["--config", json.dumps({sub: checkpoint_defaults(settings, use, chosen=False)})]
+    final = parser.parse_args([*fixed, *argv, "--config", json.dumps(kept), flag, ckpt_path])
+    restored = ", ".join(f"{k}={v}" for k, v in kept["data"].items() if k in ("source", "path", "predict_set"))
+    what = "weights" if use == "warm_start" else "model and data settings"
+    log.info("checkpoint %s: %s restored from it (%s)", ckpt_path, what, restored or "data as given")
+    return Parsed(final, ckpt_path, use, kept)

@@ -40,6 +40,16 @@ class CSVPredictionWriter(BasePredictionWriter):
         self.summary: dict[str, Any] | None = None
         self._parts_dir: Path | None = None
 
+    def summary_line(self) -> str:
+        """What the last write did, for the terminal: rows, tickers, origin and target dates, the file."""
+        from forecast.data.errors import plural
+
+        s = self.summary or {}
+        return (
+            f"wrote {s['rows']:,} forecast rows for {plural(s['tickers'], 'ticker')}, origins {s['origins'][0]} .. "
+            f"{s['origins'][1]}, targets {s['targets'][0]} .. {s['targets'][1]} to {s['path']}"
+        )
+
     def check_output(self) -> None:
         """Fail early, with one line, when ``output`` cannot be written."""
         parent = self.output.parent

@@ -44,3 +44,16 @@ def optimizer_and_schedule(
     if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
         config["interval"] = "step"  # its total_steps counts optimizer steps
     return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def check_optimizer(model: nn.Module) -> None:
+    """Build ``model``'s optimizer and scheduler once, before a run writes anything: a value their constructors
+    refuse (a negative learning rate, say) is the user's to fix (:class:`forecast.settings.ConfigError`), not an
+    internal failure after the run folder exists."""
+    from forecast.settings import ConfigError
+    from forecast.terminal import first_line
+
+    try:
+        model.configure_optimizers()  # type: ignore[operator]
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid optimizer or LR scheduler setting: {first_line(exc)}") from exc
