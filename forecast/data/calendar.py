@@ -9,11 +9,16 @@ import pandas as pd
 
 from forecast.data.errors import DataError
 
+DEFAULT_CALENDAR = "XNYS"
+
 
 def check_calendar(calendar: str) -> None:
     """A :class:`DataError` for a code that names no exchange calendar (checked where it is given, not first at a
-    ``predict`` of the latest days, after a whole fit saved it)."""
-    import exchange_calendars as xcals  # imported here: a second to load, and only the calendar needs it
+    ``predict`` of the latest days, after a whole fit saved it). The default, XNYS, needs no check: loading the
+    calendars' names costs a third of a second, paid only by a user who chose another."""
+    if calendar == DEFAULT_CALENDAR:
+        return
+    import exchange_calendars as xcals  # imported here: only forecasts of the unknown future need it
 
     if calendar not in xcals.get_calendar_names(include_aliases=True):
         raise DataError(

@@ -13,7 +13,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
 from forecast.data.baselines import naive_quantile_ratios
-from forecast.data.calendar import check_calendar
+from forecast.data.calendar import DEFAULT_CALENDAR, check_calendar
 from forecast.data.errors import NotEnoughDataError, plural
 from forecast.data.normalise import METHODS
 from forecast.data.panel import MARKET, Panel, build_panel
@@ -79,7 +79,7 @@ class StockDataModule(L.LightningDataModule):
         kaggle_file: str = KAGGLE_FILE,
         price_column: str = "Close",
         date_format: str | None = None,
-        calendar: str = "XNYS",
+        calendar: str = DEFAULT_CALENDAR,
         tickers: list[str] | str | None = None,
         channels: tuple[str, ...] = ("Close",),
         base_len: int = 30,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from forecast.data.calendar import next_sessions
+from forecast.data.calendar import DEFAULT_CALENDAR, next_sessions
 from forecast.data.normalise import normalise, window_stats
 from forecast.data.panel import Panel
 
@@ -110,7 +110,7 @@ class WindowDataset(Dataset[Batch]):
         horizon: int,
         normalisation: str,
         with_target: bool = True,
-        calendar: str = "XNYS",
+        calendar: str = DEFAULT_CALENDAR,
     ) -> None:
         self.panel = panel
         self.starts = torch.as_tensor(starts, dtype=torch.int64)
