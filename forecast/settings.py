@@ -13,10 +13,11 @@ For each setting (dotted, ``model.lookback``):
 - on ``resume`` the optimizer, the LR scheduler (class and arguments), ``model.lam_lr`` and ``model.init_lam``
   (:attr:`CheckpointSettings.resumed`) come from the checkpoint too, since Lightning restores the optimizer's and
   scheduler's state: a different value is a conflict that points at ``--init_from``;
-- every other setting recorded in the checkpoint (which data: source, path, tickers, split dates, batch size;
-  on a warm start or evaluation also ``init_lam``, ``lam_lr``) is the user's when given on the command line or in
-  a config that itself names the checkpoint, else the checkpoint's (a config that does not name the checkpoint,
-  e.g. the one it was trained with, does not override the data it was trained on).
+- the data the checkpoint was trained on (source, path, tickers, split dates, batch size, ...) is the user's when
+  given on the command line or in a config that itself names the checkpoint, else the checkpoint's: a config
+  that does not name the checkpoint (e.g. the one it was trained with) does not override it, and a warning says
+  which of its values the checkpoint replaced. A warm start is a new training run: there every config counts as
+  given, and the optimizer, scheduler, ``init_lam`` and ``lam_lr`` are the user's (or the defaults).
 """
 
 from __future__ import annotations
@@ -136,10 +137,10 @@ def apply_rule(settings: CheckpointSettings, given: Given, use: Use) -> dict[str
     return _nested({key: theirs for key, theirs in chosen.items() if key not in given_keys})
 
 
-def given_by_parser(parsed: Any, sub: str) -> Given:
+def given_by_parser(parser: Any, parsed: Any, sub: str) -> Given:
     """What the user gave, from a jsonargparse result ``parsed`` (parsed with the checkpoint's values as the
     first config) of subcommand ``sub``: its settings, and the values of the config files it read."""
-    return Given(values=_dotted(parsed[sub]), from_configs=_plain_config_values(parsed, sub))
+    return Given(values=_dotted(parsed[sub]), from_configs=_plain_config_values(parser, parsed, sub))
 
 
 def _dotted(sub_config: Any) -> dict[str, Any]:
@@ -151,8 +152,19 @@ def _dotted(sub_config: Any) -> dict[str, Any]:
     }
 
 
-def _plain_config_values(parsed: Any, sub: str) -> dict[str, Any]:
-    """``model``/``data`` settings (dotted) set by the config files the parser read that do not name a checkpoint.
+def _replaced(from_configs: dict[str, Any], kept: dict[str, dict[str, Any]]) -> list[str]:
+    """``key config-value -> checkpoint-value`` for each config value that the checkpoint's kept value replaces."""
+    found = []
+    for key, value in from_configs.items():
+        section, _, name = key.partition(".")
+        if name in kept.get(section, {}) and value != kept[section][name]:
+            found.append(f"{key} {value} -> {kept[section][name]}")
+    return found
+
+
+def _plain_config_values(parser: Any, parsed: Any, sub: str) -> dict[str, Any]:
+    """``model``/``data`` settings (dotted) set by the config files the parser read that do not name a checkpoint,
+    with the values the parser gives them (an unquoted ``2014-12-31`` is the same text as the command line's).
 
     A config that sets ``ckpt_path`` or ``init_from`` itself is about that checkpoint: its values count as given.
     Inline configs (a YAML string instead of a file) count as given too.
@@ -168,8 +180,15 @@ def _plain_config_values(parsed: Any, sub: str) -> dict[str, Any]:
         section = (loaded or {}).get(sub) if top_level and isinstance(loaded, dict) else loaded
         if not isinstance(section, dict) or section.get("ckpt_path") or section.get("init_from"):
             continue
-        for name in ("model", "data"):
-            found |= {f"{name}.{k}": plain_data(v) for k, v in (section.get(name) or {}).items()}
+        keys = [f"{name}.{k}" for name in ("model", "data") for k in (section.get(name) or {})]
+        alone = ["--config", str(path), sub] if top_level else [sub, "--config", str(path)]
+        try:  # the parser's reading of this config alone: its values typed as the real parse types them
+            values = _dotted(parser.parse_args(alone)[sub])
+        except Exception:  # a fragment that does not parse alone: its keys, as YAML reads them
+            values = {
+                f"{name}.{k}": plain_data(v) for name in ("model", "data") for k, v in (section.get(name) or {}).items()
+            }
+        found |= {key: values[key] for key in keys if key in values}
     return found
 
 
@@ -210,7 +229,17 @@ def parse_with_checkpoint(parser: Any, argv: list[str], runs_of: Any) -> Parsed:
     )
     settings = CheckpointSettings.of(read_checkpoint(ckpt_path))
     over_checkpoint = parser.parse_args(["--config", json.dumps({sub: checkpoint_defaults(settings, use)}), *argv])
-    kept = apply_rule(settings, given_by_parser(over_checkpoint, sub), use)
+    given = given_by_parser(parser, over_checkpoint, sub)
+    if use == "warm_start":  # a new training run: every config counts as given
+        given = Given(given.values, from_configs={})
+    kept = apply_rule(settings, given, use)
+    replaced = _replaced(given.from_configs, kept)
+    if replaced:
+        log.warning(
+            "the checkpoint's own data settings replace a config's (a config that does not name the checkpoint does "
+            "not choose its data; give them as flags, or set ckpt_path in that config): %s",
+            "; ".join(replaced),
+        )
     flag = "--ckpt_path" if ckpt_arg else "--init_from"
     fixed = ["--config", json.dumps({sub: checkpoint_defaults(settings, use, chosen=False)})]
     final = parser.parse_args([*fixed, *argv, "--config", json.dumps(kept), flag, ckpt_path])

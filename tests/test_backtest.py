@@ -355,3 +355,12 @@ def test_djia_folds_match_the_protocol(djia_path):
     check_years(panel, 30, 10, [2008, 2013, 2017], validation_only=False)
     with pytest.raises(BacktestError, match=r"year 2007: no train windows .* usable years: 2008 \.\. 2017"):
         check_years(panel, 30, 10, [2007], validation_only=False)
+
+
+def test_a_test_year_too_short_for_its_dm_test_is_refused_before_training():
+    from forecast.backtest.folds import check_years
+
+    panel, _ = _linear_panel()  # 2021 holds 6 trading days (01-01 .. 01-08)
+    check_years(panel, 3, 2, [2021], validation_only=False)  # 2-step windows: 5 origin dates, 2h = 4 needed
+    with pytest.raises(BacktestError, match="year 2021: 4 test origin dates, and the Diebold–Mariano test of 3-step"):
+        check_years(panel, 3, 3, [2021], validation_only=False)  # 3-step windows: 4 origins, 6 needed

@@ -110,3 +110,20 @@ def test_predictions_are_read_back_with_tickers_as_text(tmp_path):
     frame = read_predictions(path)
     assert list(frame["Name"]) == ["0700", "NA"]
     assert frame["forecast"].iloc[0] == 5.5 and np.isnan(frame["forecast"].iloc[1])
+
+
+def test_spaces_utc_suffixes_and_hour_offsets_are_read_as_days(tmp_path):
+    styles = [" {d:%Y-%m-%d} ", "{d:%Y-%m-%d} 20:00:00 UTC", "{d:%Y-%m-%d}T20-05:00", "{d:%Y-%m-%d}T16:00:00-04:00"]
+    dates = [styles[k % len(styles)].format(d=d) for k, d in enumerate(DAYS)]
+    rows = _rows(dates=dates)
+    rows[5] = rows[5].replace(",A", ", A ")  # a ticker padded with spaces is the same ticker
+    panel = _panel(_write(tmp_path, rows))
+    assert list(panel.names) == ["A"]
+    np.testing.assert_array_equal(panel.dates, DAYS.to_numpy().astype("datetime64[D]"))
+
+
+def test_an_ambiguous_slash_file_with_an_empty_date_still_asks_for_the_pattern(tmp_path):
+    rows = _rows(dates=[f"{d:%m/%d/%Y}" for d in pd.bdate_range("2020-01-01", "2020-01-12")])
+    rows.insert(2, "  ,5,A")
+    with pytest.raises(SchemaError, match=r"--data\.date_format"):
+        _panel(_write(tmp_path, rows))

@@ -146,3 +146,25 @@ def test_a_warm_start_is_a_new_run_from_the_checkpoints_weights(run, tmp_path):
     assert f"init_from: {source}" in (run_dir(tmp_path) / "config.yaml").read_text()
     both = run_main(["fit", *FIT, "--init_from", str(source), "--ckpt_path", str(source)], tmp_path)
     assert both.returncode == 2 and "give one" in both.stderr
+
+
+@pytest.mark.parametrize("written", ["2016-06-30", "'2016-06-30'"])
+def test_a_plain_configs_dates_are_seen_as_the_parser_reads_them(run, tmp_path, written):
+    """An unquoted YAML date is a date object to PyYAML and text to the parser: either way the plain config does
+    not choose the checkpoint's data, and a warning says its value was replaced."""
+    checkpoint = str(run_dir(run) / "checkpoints" / "last.ckpt")
+    alone = _predict(tmp_path, "--ckpt_path", checkpoint, "--output", "alone.csv")
+    (tmp_path / "plain.yaml").write_text(f"data:\n  val_end: {written}\n")
+    with_config = _predict(tmp_path, "--ckpt_path", checkpoint, "--config", "plain.yaml", "--output", "cfg.csv")
+    assert alone.returncode == with_config.returncode == 0, with_config.stderr[-2000:]
+    assert len(pd.read_csv(tmp_path / "cfg.csv")) == len(pd.read_csv(tmp_path / "alone.csv"))
+    assert "replace a config's" in with_config.stderr and "data.val_end 2016-06-30 -> 2016-12-31" in with_config.stderr
+
+
+def test_a_warm_start_takes_its_data_settings_from_a_plain_config(run, tmp_path):
+    (tmp_path / "plain.yaml").write_text("data:\n  batch_size: 32\n")
+    source = str(run_dir(run) / "checkpoints" / "last.ckpt")
+    result = run_main(["fit", *FIT, "--init_from", source, "--config", "plain.yaml"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = torch.load(run_dir(tmp_path) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["datamodule_hyper_parameters"]["batch_size"] == 32  # a new training run: the config counts

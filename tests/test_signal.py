@@ -9,6 +9,7 @@ from scipy import stats
 from forecast.backtest.dm import diebold_mariano
 from forecast.backtest.signal import (
     SignalSeries,
+    book_turnover,
     combine,
     hit_rate,
     long_short_weights,
@@ -60,9 +61,10 @@ def test_series_of_windows_long_short_turnover_and_costs():
     series = signal_series(last, forecast, target, dates, tickers)
     # k = 1 of 4: day 1 long ticker 0 (+2 %), short ticker 1 (-2 %): 400 bp; day 2 long 1 (+3 %), short 3 (+1 %): 200
     np.testing.assert_allclose(series.spread, [400.0, 200.0])
-    # turnover: day 1 builds the book (|1| + |-1| = 2); day 2: ticker 0 1 -> 0, ticker 1 -1 -> 1, ticker 3 0 -> -1: 4
-    np.testing.assert_allclose(series.turnover, [2.0, 4.0])
-    np.testing.assert_allclose(net_return(series, 5.0), [390.0, 180.0])
+    # turnover: with h = 2 both days build a book of their own from nothing (|1| + |-1| = 2 each): each book is
+    # held two days, and replaces the one formed two origins earlier
+    np.testing.assert_allclose(series.turnover, [2.0, 2.0])
+    np.testing.assert_allclose(net_return(series, 5.0), [390.0, 190.0])
     expected_ic = [
         stats.spearmanr(step_h[:4], truth_h[:4]).statistic,
         stats.spearmanr(step_h[4:], truth_h[4:]).statistic,
@@ -71,6 +73,14 @@ def test_series_of_windows_long_short_turnover_and_costs():
     np.testing.assert_allclose(series.ic_step[1], expected_ic, rtol=1e-12)  # step 1 ranks as step 2 here
     assert list(series.ic.index) == list(np.array(["2021-01-04", "2021-01-05"], dtype="datetime64[D]"))
     assert signal_series(last[:2], forecast[:2], target[:2], dates[:2], tickers[:2]) is None  # two tickers
+
+
+def test_book_turnover_replaces_the_book_of_h_origins_earlier():
+    w = np.array([[0.5, -0.5, 0.0], [0.0, -0.5, 0.5], [0.5, 0.0, -0.5], [-0.5, 0.5, 0.0]])
+    # h = 1: the change from the day before; h = 2: book t replaces book t - 2 (the first two are built from nothing)
+    np.testing.assert_allclose(book_turnover(w, 1), [1.0, 1.0, 2.0, 2.0])
+    np.testing.assert_allclose(book_turnover(w, 2), [1.0, 1.0, 1.0, 2.0])
+    np.testing.assert_allclose(book_turnover(w, 5), [1.0, 1.0, 1.0, 1.0])
 
 
 def _panel_of_returns(rng, dates, tickers, horizon, signal):

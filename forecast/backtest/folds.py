@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forecast.backtest.dm import min_periods
 from forecast.data.panel import Panel
 from forecast.data.windows import date_splits
 
@@ -47,6 +48,11 @@ class FoldDates:
         args = ["--data.train_end", self.train_end, "--data.val_end", self.val_end]
         return [*args, "--data.test_end", self.test_end] if self.test_end else args
 
+    def test_origin_dates(self, panel: Panel, base_len: int, horizon: int) -> int:
+        """The number of distinct origin dates (trading days) among the fold's test windows."""
+        splits = date_splits(panel, base_len, horizon, self.train_end, self.val_end, test_end=self.test_end)
+        return len(np.unique(panel.dates[splits["test"] + base_len - 1]))
+
     def window_counts(self, panel: Panel, base_len: int, horizon: int) -> dict[str, int]:
         """Windows in each split of this fold: ``{split: count}``."""
         splits = date_splits(panel, base_len, horizon, self.train_end, self.val_end, test_end=self.test_end)
@@ -72,3 +78,10 @@ def check_years(panel: Panel, base_len: int, horizon: int, years: list[int], val
                 f"year {year}: no {' or '.join(empty)} windows in the data ({first} .. {last}, windows of "
                 f"{base_len} + {horizon} days); usable years: {span}"
             )
+        if not validation_only:  # the year's DM test needs its dates, found now rather than after the training
+            dates = FoldDates(year).test_origin_dates(panel, base_len, horizon)
+            if dates < min_periods(horizon):
+                raise BacktestError(
+                    f"year {year}: {dates} test origin dates, and the Diebold–Mariano test of {horizon}-step "
+                    f"forecasts needs {min_periods(horizon)} or more; choose years the data covers whole"
+                )

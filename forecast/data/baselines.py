@@ -1,4 +1,5 @@
-"""Baselines learned from the training split alone: a mean daily return, and quantiles of s-step price ratios."""
+"""What baselines learn from the days up to a given last day (the training end for the test loop, the validation
+end for the backtest): a mean daily return, and quantiles of s-step price ratios."""
 
 from __future__ import annotations
 

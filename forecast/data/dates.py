@@ -14,7 +14,7 @@ import pandas as pd
 
 ISO = re.compile(r"^\s*\d{4}-\d{1,2}-\d{1,2}")
 SLASH = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})\b")
-OFFSET = r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d\d(?::?\d\d)?)\s*$"
+OFFSET = r"([T ]\d\d(?::\d\d(?::\d\d(?:\.\d+)?)?)?)\s*(?:Z|UTC|[+-]\d\d(?::?\d\d)?)\s*$"
 """A time of day followed by a time-zone offset: the offset is dropped, the time kept (group 1)."""
 
 
@@ -50,17 +50,32 @@ def _without_offset(column: pd.Series) -> pd.Series:
     return column.astype("string").str.replace(OFFSET, r"\1", regex=True)
 
 
+def _iso(column: pd.Series) -> pd.Series:
+    """ISO 8601 values → timestamps (NaT where not one); offsets that differ between rows are read as written."""
+    try:
+        days = pd.to_datetime(column, format="ISO8601", errors="coerce")
+    except ValueError:  # offsets that differ between rows: read each value's time as written
+        try:
+            days = pd.to_datetime(_without_offset(column), format="ISO8601", errors="coerce")
+        except ValueError:  # still mixed (an offset of a form we do not strip): every value on its own
+            days = column.map(lambda v: pd.to_datetime(v, format="ISO8601", errors="coerce")).astype("datetime64[ns]")
+    if days.dt.tz is not None:
+        days = days.dt.tz_localize(None)
+    return days
+
+
 def parse_days(column: pd.Series, date_format: str | None = None) -> pd.Series:
     """A date column → the local day of each value (``datetime64[ns]`` at midnight; NaT where not a date).
 
     ``date_format``: a strftime pattern for every value (``%m/%d/%Y``), else ISO 8601. Times of day and time-zone
     offsets are dropped, as this module's docstring says.
     """
+    column = column.astype("string").str.strip()
     if date_format is None:
-        try:
-            days = pd.to_datetime(column, format="ISO8601", errors="coerce")
-        except ValueError:  # offsets that differ between rows: read each value's time as written
-            days = pd.to_datetime(_without_offset(column), format="ISO8601", errors="coerce")
+        days = _iso(column)
+        retry = days.isna().to_numpy() & column.notna().to_numpy()
+        if retry.any():  # an offset pandas does not read ("... UTC"): the time as written
+            days = days.where(~retry, _iso(_without_offset(column)))
     else:
         # the pattern is a date's: read the date part, drop any time after it
         date_part = _without_offset(column).str.split(r"[ T]", n=1, regex=True).str[0]

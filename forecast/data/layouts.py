@@ -181,7 +181,7 @@ def _slash_format(file: Path, rows: pd.DataFrame, read_dates: Callable[[Path, ob
     every = read_dates(file, column) if read_dates is not None else values
     pattern, why = infer_date_format(every)
     if pattern is None:
-        if not every.astype(str).str.match(SLASH).all():
+        if not every.dropna().astype(str).str.match(SLASH).all():
             return None  # not slash dates: the row that does not parse is reported where it is read
         raise SchemaError(
             f"{file}: the dates ({values.iloc[0]!r}, ...) are {why}; pass --data.date_format '%m/%d/%Y' "

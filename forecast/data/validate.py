@@ -118,9 +118,10 @@ class _Rows:
                 f"{origin}: missing column(s) {', '.join(missing)}; expected {','.join(KNOWN_COLUMNS)} "
                 f"(found {','.join(map(str, frame.columns))})"
             )
-        names = frame["Name"]
-        if names.isna().any():
-            raise SchemaError(f"{origin}: empty ticker in column Name at {chunk.at(_first(names.isna()))}")
+        names = frame["Name"].astype("string").str.strip()  # " A" and "A" are one ticker
+        empty = (names.isna() | (names == "")).to_numpy()
+        if empty.any():
+            raise SchemaError(f"{origin}: empty ticker in column Name at {chunk.at(_first(empty))}")
         local, uniques = pd.factorize(names.astype(str))
         lookup = np.array([self.tickers.setdefault(name, len(self.tickers)) for name in uniques], dtype=np.int32)
         self.dates.append(_dates(chunk))
