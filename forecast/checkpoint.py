@@ -172,13 +172,15 @@ def newest_run_checkpoint(runs: Path, alias: str, checkpoint_dir: str | Path | N
     )
 
 
-def resolve_checkpoint(given: str, runs: Path, checkpoint_dir: str | Path | None = None) -> str:
+def resolve_checkpoint(
+    given: str, runs: Path, checkpoint_dir: str | Path | None = None, flag: str = "--ckpt_path"
+) -> str:
     """``last`` / ``best`` → that checkpoint of the newest run under ``runs`` (:func:`newest_run_checkpoint`, one log
     line says which); a path stays as it is."""
     if given not in ("last", "best"):
         return given
     path = newest_run_checkpoint(runs, given, checkpoint_dir)
-    log.info("--ckpt_path %s: %s", given, path)
+    log.info("%s %s: %s", flag, given, path)
     return str(path)
 
 

@@ -173,6 +173,7 @@ class ForecastCLI(LightningCLI):
         self.datamodule.setup(stage)
 
     def before_fit(self) -> None:
+        check_optimizer(self.model)  # first: a refused value is the one line, before the data is even read
         self._check_data("fit")
         fit = self.config.fit
         # the optimizer and schedule the run trains with, kept in its checkpoints: a resume must not change them
@@ -180,7 +181,6 @@ class ForecastCLI(LightningCLI):
             key: plain_data(fit.model[key].as_dict()) if fit.model.get(key) is not None else None
             for key in ("optimizer", "lr_scheduler")
         }
-        check_optimizer(self.model)
         if fit.get("init_from"):  # a warm start: the checkpoint's weights, a fresh optimizer, schedule and epochs
             self.model.load_state_dict(read_checkpoint(fit.init_from)["state_dict"])
             self.model.init_from = str(Path(fit.init_from).absolute())

@@ -84,7 +84,10 @@ def _differences(key: str, value: Any, theirs: Any) -> list[tuple[str, Any, Any]
         return [
             found
             for name in sorted(set(value) | set(theirs))
-            for found in _differences(f"{key}.{name}", value.get(name), theirs.get(name))
+            # the flag a user types has no "init_args": --model.optimizer.lr
+            for found in _differences(
+                key if name == "init_args" else f"{key}.{name}", value.get(name), theirs.get(name)
+            )
         ]
     return [] if value == theirs else [(key, value, theirs)]
 
@@ -224,8 +227,9 @@ def parse_with_checkpoint(parser: Any, argv: list[str], runs_of: Any) -> Parsed:
     if not (ckpt_arg or init_from):
         return Parsed(config)
     use: Use = "evaluate" if sub != "fit" else "resume" if ckpt_arg else "warm_start"
+    flag = "--ckpt_path" if ckpt_arg else "--init_from"
     ckpt_path = resolve_checkpoint(
-        str(ckpt_arg or init_from), runs_of(config[sub]), config[sub].checkpoint.get("dirpath")
+        str(ckpt_arg or init_from), runs_of(config[sub]), config[sub].checkpoint.get("dirpath"), flag
     )
     settings = CheckpointSettings.of(read_checkpoint(ckpt_path))
     over_checkpoint = parser.parse_args(["--config", json.dumps({sub: checkpoint_defaults(settings, use)}), *argv])
@@ -240,7 +244,6 @@ def parse_with_checkpoint(parser: Any, argv: list[str], runs_of: Any) -> Parsed:
             "not choose its data; give them as flags, or set ckpt_path in that config): %s",
             "; ".join(replaced),
         )
-    flag = "--ckpt_path" if ckpt_arg else "--init_from"
     fixed = ["--config", json.dumps({sub: checkpoint_defaults(settings, use, chosen=False)})]
     final = parser.parse_args([*fixed, *argv, "--config", json.dumps(kept), flag, ckpt_path])
     restored = ", ".join(f"{k}={v}" for k, v in kept["data"].items() if k in ("source", "path", "predict_set"))

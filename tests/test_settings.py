@@ -49,9 +49,7 @@ def test_the_rule_as_a_pure_function():
         apply_rule(settings, Given(_values(data__horizon=10), {"data.horizon": 10}), "evaluate")
     # a resume cannot change the optimizer: the message names the argument, not the whole dictionary
     new_lr = {**ADAMW, "init_args": {**ADAMW["init_args"], "lr": 0.5}}
-    with pytest.raises(
-        SettingConflictError, match=r"model.optimizer.init_args.lr 0.5 \(the checkpoint has 0.003\).*--init_from"
-    ):
+    with pytest.raises(SettingConflictError, match=r"model.optimizer.lr 0.5 \(the checkpoint has 0.003\).*--init_from"):
         apply_rule(settings, Given(_values(model__optimizer=new_lr), {}), "resume")
     with pytest.raises(SettingConflictError, match=r"model.lam_lr 0.1 \(the checkpoint has None\)"):
         apply_rule(settings, Given(_values(model__lam_lr=0.1), {}), "resume")
@@ -115,9 +113,9 @@ def test_the_optimizer_is_recorded_and_a_resume_cannot_change_it(run, tmp_path):
     assert last[TRAINING_KEY]["optimizer"]["init_args"]["lr"] == 0.002  # --model.optimizer.lr with no config
     assert last[TRAINING_KEY]["lr_scheduler"]["class_path"] == "torch.optim.lr_scheduler.ExponentialLR"
     for change, message in (
-        (["--model.optimizer.lr", "0.5"], "model.optimizer.init_args.lr 0.5 (the checkpoint has 0.002)"),
+        (["--model.optimizer.lr", "0.5"], "model.optimizer.lr 0.5 (the checkpoint has 0.002)"),
         (["--model.optimizer", "torch.optim.SGD", "--model.optimizer.lr", "0.1"], "model.optimizer {"),
-        (["--model.lr_scheduler.gamma", "0.5"], "model.lr_scheduler.init_args.gamma 0.5 (the checkpoint has 0.9)"),
+        (["--model.lr_scheduler.gamma", "0.5"], "model.lr_scheduler.gamma 0.5 (the checkpoint has 0.9)"),
         (["--model.lam_lr", "0.1"], "model.lam_lr 0.1 (the checkpoint has None)"),
         (["--model.init_lam", "1.0"], "model.init_lam 1.0 (the checkpoint has 0.01)"),
     ):

@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m forecast backtest",
         description="Walk-forward backtest: one fit per test year and seed, scored on that year, with a "
-        "Diebold–Mariano test against naive. Options not listed here are fit options (--config, --model.*, "
+        "Diebold–Mariano test against the year's best simple baseline, and the forecasts' cross-sectional signal. "
+        "Options not listed here are fit options (--config, --model.*, "
         "--data.*, --trainer.*), given to every fold.",
         allow_abbrev=False,
         epilog="--debug (or FORECAST_DEBUG=1) shows the traceback of an error.",

@@ -64,7 +64,8 @@ def figure(result: dict[str, Any], title: str, long_short: dict[str, dict[int, p
     ax.axvline(len(labels) - 1.5, color="0.8")
     ax.set_xticks(x, labels)
     ax.set_ylabel("relMAE (MAE / naive MAE)")
-    ax.set_title(f"{title}: relMAE; DM p against the year's best baseline", fontsize=9)
+    ax.set_title("relMAE per year; DM p against the year's best baseline", fontsize=9)
+    fig.suptitle(title, fontsize=10)
     ax.legend(fontsize=7, loc="best")
     _long_short_panel(cumulative, long_short, horizon)
     fig.tight_layout()
@@ -75,6 +76,8 @@ def _long_short_panel(ax: Any, long_short: dict[str, dict[int, pd.Series]], hori
     """Cumulative long-short return after costs within each year, in %, for the model (the seeds' mean series,
     solid) and the ensemble (dashed). Each origin's h-day return is counted as 1/h of it per day: h books
     overlap, each holding 1/h of the capital."""
+    from matplotlib import dates  # pyplot() chose the backend already
+
     colours = {"model": "tab:red", ENSEMBLE: "tab:orange"}
     for name, years in long_short.items():
         for k, series in enumerate(years.values()):
@@ -87,8 +90,10 @@ def _long_short_panel(ax: Any, long_short: dict[str, dict[int, pd.Series]], hori
                 label=f"{name} (after costs)" if k == 0 else None,
             )
     ax.axhline(0.0, color="0.6", lw=0.8)
-    ax.set_ylabel("cumulative long-short return, % (restarts each year)")
-    ax.set_title("top third minus bottom third by forecast return", fontsize=9)
+    ax.xaxis.set_major_locator(dates.YearLocator())  # one label a year: the curves restart each year
+    ax.xaxis.set_major_formatter(dates.DateFormatter("%Y"))
+    ax.set_ylabel("cumulative return, %")
+    ax.set_title("long-short after costs: top minus bottom third by forecast (restarts each year)", fontsize=9)
     if long_short:
         ax.legend(fontsize=7, loc="best")
     else:

@@ -45,9 +45,11 @@ class CSVPredictionWriter(BasePredictionWriter):
         from forecast.data.errors import plural
 
         s = self.summary or {}
+        first, last = s["origins"]
+        origins = f"origin {first}" if first == last else f"origins {first} .. {last}"
         return (
-            f"wrote {s['rows']:,} forecast rows for {plural(s['tickers'], 'ticker')}, origins {s['origins'][0]} .. "
-            f"{s['origins'][1]}, targets {s['targets'][0]} .. {s['targets'][1]} to {s['path']}"
+            f"wrote {s['rows']:,} forecast rows for {plural(s['tickers'], 'ticker')}, {origins}, targets "
+            f"{s['targets'][0]} .. {s['targets'][1]} to {s['path']}"
         )
 
     def check_output(self) -> None:

@@ -56,4 +56,7 @@ def check_optimizer(model: nn.Module) -> None:
     try:
         model.configure_optimizers()  # type: ignore[operator]
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"invalid optimizer or LR scheduler setting: {first_line(exc)}") from exc
+        raise ConfigError(
+            f"invalid optimizer or LR scheduler setting: {first_line(exc)}; fix the --model.optimizer.* or "
+            "--model.lr_scheduler.* value (python -m forecast fit --print_config shows them)"
+        ) from exc
