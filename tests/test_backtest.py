@@ -277,6 +277,15 @@ def test_seed_ensemble_signal_and_score_only(tmp_path):
     assert report.index("## The model vs the best simple baseline") < report.index("## Every forecaster against naive")
     assert "## Signal: is it worth acting on?" in report
 
+    # from Python: the same results as DataFrames
+    import forecast
+
+    results = forecast.read_backtest(out)
+    assert len(results.folds) == 4 and set(results.years["forecaster"]) >= {"model", "ensemble", "mean_return"}
+    model_2017 = results.years.query("year == 2017 and forecaster == 'model'").iloc[0]
+    assert model_2017["dm_p_vs_best"] == year["model"]["vs_best"]["dm_p"]
+    assert set(results.signal["year"]) == {"2016", "2017", "pooled"}
+
     # re-scored without training: the same numbers; another cost moves only the after-cost columns
     (out / "backtest.json").unlink()
     rescored = run_main(["backtest", "--score_only", "--out", "bt"], tmp_path)

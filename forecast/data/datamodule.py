@@ -8,6 +8,7 @@ from typing import Literal
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
@@ -15,6 +16,7 @@ from torch.utils.data import DataLoader, Sampler
 from forecast.data.baselines import naive_quantile_ratios
 from forecast.data.calendar import DEFAULT_CALENDAR, check_calendar
 from forecast.data.errors import NotEnoughDataError, plural
+from forecast.data.layouts import frame_chunks
 from forecast.data.normalise import METHODS
 from forecast.data.panel import MARKET, Panel, build_panel
 from forecast.data.sampler import EpochSeededSampler
@@ -32,7 +34,9 @@ class StockDataModule(L.LightningDataModule):
         source: ``auto`` (``path`` when given, else Kaggle if credentials are configured, else synthetic),
             ``csv`` (files at ``path``), ``kaggle`` (download ``kaggle_dataset`` once into ``cache_dir``) or
             ``synthetic`` (the built-in seeded generator; offline).
-        path: a CSV, CSV.gz or Parquet file, a folder of per-ticker files, or a glob pattern (``data/*.txt``).
+        path: a CSV, CSV.gz or Parquet file, a folder of per-ticker files, or a glob pattern (``data/*.txt``); or,
+            from Python, a ``pandas.DataFrame`` in any of the layouts a file may have (its rows named by position
+            in messages; a table of one ticker without a ticker column is named by ``frame_ticker``).
             Columns are matched case-insensitively: a date (``Date``, ``Timestamp``), the price (``Close``, or
             ``price_column``), a ticker (``Name``, ``Ticker``, ``Symbol``; without one, a file is one ticker named
             after the file: ``aapl.us.txt`` → ``AAPL``), and ``Open``, ``High``, ``Low``, ``Volume`` when present.
@@ -96,8 +100,10 @@ class StockDataModule(L.LightningDataModule):
         seed: int = 0,
         synthetic_tickers: int = 10,
         synthetic_seed: int = 0,
+        frame_ticker: str | None = None,
     ) -> None:
         super().__init__()
+        self.frame = path if isinstance(path, pd.DataFrame) else None
         channels = list(channels)
         if "Close" not in channels:
             raise ValueError(f"channels must include Close (the target), got {channels}")
@@ -105,7 +111,9 @@ class StockDataModule(L.LightningDataModule):
             raise ValueError(f"unknown normalisation {normalisation!r}; choose one of {', '.join(METHODS)}")
         if base_len < 2 or horizon < 1 or stride < 1:
             raise ValueError(f"need base_len >= 2, horizon >= 1, stride >= 1; got {base_len}, {horizon}, {stride}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["path"] if self.frame is not None else None)
+        if self.frame is not None:  # a table in memory: a checkpoint records where the data came from, not the data
+            self.hparams["path"], self.hparams["source"] = None, "dataframe"
         if isinstance(tickers, str):  # --data.tickers AAPL: one ticker
             self.hparams["tickers"] = [tickers]
         self.channels = channels
@@ -121,7 +129,7 @@ class StockDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Download once (Kaggle only); runs on one process per node."""
         hp = self.hparams
-        if choose_source(hp.source, hp.path)[0] == "kaggle":
+        if self.frame is None and choose_source(hp.source, hp.path)[0] == "kaggle":
             download_kaggle(hp.cache_dir, hp.kaggle_dataset, hp.kaggle_file)
 
     def load_panel(self) -> Panel:
@@ -129,6 +137,13 @@ class StockDataModule(L.LightningDataModule):
         if self.panel is None:
             hp = self.hparams
             check_calendar(hp.calendar)
+            if self.frame is not None:
+                columns = [c for c in self.channels if c != MARKET]
+                chunks = frame_chunks(self.frame, hp.price_column, hp.frame_ticker, hp.date_format)
+                self.panel = build_panel(
+                    clean_chunks(chunks, columns), self.channels, hp.tickers, min_length=hp.base_len + hp.horizon
+                )
+                return self.panel
             source, why = choose_source(hp.source, hp.path)
             if source == "synthetic" and hp.source == "auto":
                 log.warning(

@@ -189,3 +189,23 @@ def _slash_format(file: Path, rows: pd.DataFrame, read_dates: Callable[[Path, ob
         )
     log.info("%s: dates read as %s (pattern %s; --data.date_format sets another)", file, why, pattern)
     return pattern
+
+
+def frame_chunks(
+    frame: pd.DataFrame, price_column: str = "Close", ticker: str | None = None, date_format: str | None = None
+) -> list[Chunk]:
+    """A table already in memory (``pandas.DataFrame``) as one chunk, in any layout a file may have: long (date,
+    ticker, price in any accepted spelling) or one ticker without a ticker column, named by ``ticker``. Messages
+    name its rows by position (``iloc``, from 0).
+
+    Raises:
+        SchemaError: as for a file (no date or price column, a ticker-less table whose dates repeat, slash dates
+            whose order it does not prove).
+    """
+    origin = "DataFrame"
+    if find_column(frame.columns, TICKER_NAMES) is None and ticker is None:
+        ticker = "TICKER"
+    date_format = date_format or _slash_format(Path(origin), frame, None)
+    has_ticker = find_column(frame.columns, TICKER_NAMES) is not None
+    table = standardise(frame.reset_index(drop=True), origin, price_column, ticker)
+    return [Chunk(origin, 0, table, has_ticker, "row", None, date_format)]

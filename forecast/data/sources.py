@@ -178,6 +178,10 @@ def choose_source(source: str, path: str | None) -> tuple[str, str]:
     the source, and so is a path beside a source that would not read it. ``auto`` is ``csv`` with a path,
     else ``kaggle`` when credentials are configured, else ``synthetic``.
     """
+    if source == "dataframe":  # a checkpoint trained from a table in Python: the table is not in it
+        raise DataError(
+            "this checkpoint was trained on a DataFrame in Python, which it does not hold; pass --data.path FILE"
+        )
     if source not in SOURCES:
         raise DataError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
     if path and not data_files(path):
