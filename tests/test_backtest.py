@@ -163,6 +163,18 @@ def test_quantile_columns_are_scored_for_coverage_and_pinball():
     assert score.intervals.dm_best.mean == pytest.approx(model - best, rel=1e-10)  # same windows each date
 
 
+def test_a_two_day_base_has_no_vol_scaled_baseline_and_scores_against_naive_quantile():
+    panel, dates = _linear_panel()
+    predictions = _predictions(panel, dates, model_forecast)
+    predictions = predictions.assign(
+        **{"q0.1": predictions["forecast"] - 1, "q0.5": predictions["forecast"], "q0.9": predictions["forecast"] + 1}
+    )
+    score = score_fold(panel, predictions, FoldDates(2021), base_len=2, horizon=2)  # one return: no sigma
+    assert score.intervals.best == "naive_quantile" and set(score.intervals.differential) == {"naive_quantile"}
+    assert math.isnan(score.intervals.metrics["vol_scaled_pinball"])
+    assert math.isfinite(score.intervals.dm_best.p)
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [

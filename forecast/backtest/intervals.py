@@ -67,9 +67,11 @@ def score_intervals(arrays: dict, dates: np.ndarray, year: int, horizon: int) ->
         metrics[f"{name}_pinball"] = float(loss[name].mean())
         coverage = _metric(arrays[name], target, levels, None)
         metrics |= {f"{name}_{k}": v for k, v in coverage.items() if k.startswith("coverage_")}
-    best = min(INTERVAL_BASELINES, key=lambda name: metrics[f"{name}_pinball"])
+    # a base of two days has one return, no standard deviation: no vol-scaled forecast to compare with
+    usable = [name for name in INTERVAL_BASELINES if np.isfinite(metrics[f"{name}_pinball"])]
+    best = min(usable, key=lambda name: metrics[f"{name}_pinball"])
     metrics["scaled_pinball_best"] = metrics["mean_pinball"] / metrics[f"{best}_pinball"]
-    differential = {name: per_date(loss["quantiles"] - loss[name], dates) for name in INTERVAL_BASELINES}
+    differential = {name: per_date(loss["quantiles"] - loss[name], dates) for name in usable}
     try:
         dm_best = diebold_mariano(differential[best].to_numpy(), horizon)
     except ValueError as exc:

@@ -41,7 +41,9 @@ def vol_scaled_forecast(base_close: Tensor, mu: float, levels: list[float], hori
     level τ, with ``c`` the last base close, ``σ`` the standard deviation (n − 1) of the window's own daily
     log-returns over its base ``base_close (B, L)``, ``μ`` a mean daily log-return learned in training, ``z_τ``
     the standard normal quantile. Wide in storms and narrow in calm, which the naive-quantile baseline is not."""
-    sigma = torch.log(base_close[:, 1:] / base_close[:, :-1]).std(dim=1)  # (B,) per trading day
+    returns = torch.log(base_close[:, 1:] / base_close[:, :-1])  # (B, L - 1)
+    # one return has no standard deviation: NaN, and the backtest leaves this baseline out
+    sigma = returns.std(dim=1) if returns.shape[1] > 1 else torch.full_like(returns[:, 0], float("nan"))  # (B,)
     z = torch.special.ndtri(torch.tensor(levels, dtype=base_close.dtype, device=base_close.device))  # (Q,)
     s = torch.arange(1, horizon + 1, dtype=base_close.dtype, device=base_close.device)  # (H,)
     exponent = mu * s + z[:, None] * sigma[:, None, None] * s.sqrt()  # (B, Q, H)
