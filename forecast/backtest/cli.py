@@ -198,21 +198,34 @@ def run_folds(runner: FoldRunner, folds: list[Fold], jobs: int) -> None:
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(runner.run, fold): fold for fold in todo}
         pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                fold = futures[future]
-                if future.exception() is not None:
-                    for other in pending:
-                        other.cancel()
-                    wait(pending)
-                    raise future.exception()  # type: ignore[misc]
-                summary = runner.fit_summary(fold)
-                print(
-                    f"fold {fold.name}: best epoch {summary['best_epoch']}, val relMAE "
-                    f"{summary['best_val_rel_mae']:.4f}, {future.result()['seconds']:.0f} s",
-                    flush=True,
-                )
+        try:
+            while pending:
+                pending = _report_finished(runner, futures, pending)
+        except KeyboardInterrupt:  # the fold commands got Ctrl-C too; none may keep the backtest waiting
+            for future in pending:
+                future.cancel()
+            runner.stop()
+            raise
+
+
+def _report_finished(runner: FoldRunner, futures: dict, pending: set) -> set:
+    """Wait for the next fold(s) to finish and print them; returns the folds still pending. The first failure
+    cancels the rest and is raised."""
+    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+    for future in done:
+        fold = futures[future]
+        if future.exception() is not None:
+            for other in pending:
+                other.cancel()
+            wait(pending)
+            raise future.exception()  # type: ignore[misc]
+        summary = runner.fit_summary(fold)
+        print(
+            f"fold {fold.name}: best epoch {summary['best_epoch']}, val relMAE "
+            f"{summary['best_val_rel_mae']:.4f}, {future.result()['seconds']:.0f} s",
+            flush=True,
+        )
+    return pending
 
 
 def backtest(argv: list[str]) -> None:

@@ -16,6 +16,7 @@ import json
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,19 @@ class FoldRunner:
         self.out = out
         self.fit_args = list(fit_args)
         self.extra_fit_args = list(extra_fit_args or [])  # options the backtest adds (e.g. torch threads)
+        self._running: set[subprocess.Popen] = set()  # the fold commands under way (one per worker thread)
+        self._lock = threading.Lock()
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """After Ctrl-C: give each running fold command ``grace_seconds`` to end on its own (it got the signal too),
+        then kill it, so that the backtest ends rather than waiting on a child that hangs in its shutdown."""
+        with self._lock:
+            running = list(self._running)
+        for process in running:
+            try:
+                process.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
     def root(self, fold: Fold) -> Path:
         """The fold's own run root: ``OUT/runs/{fold}``."""
@@ -153,8 +167,15 @@ class FoldRunner:
         with log.open("a") as stream:
             stream.write(f"$ {record['commands'][-1]}\n")
             stream.flush()
-            done = subprocess.run(cmd, stdout=stream, stderr=subprocess.STDOUT, text=True)
-        if done.returncode != 0:
+            process = subprocess.Popen(cmd, stdout=stream, stderr=subprocess.STDOUT, text=True)
+            with self._lock:
+                self._running.add(process)
+            try:
+                process.wait()
+            finally:
+                with self._lock:
+                    self._running.discard(process)
+        if process.returncode != 0:
             last = [ln for ln in log.read_text().splitlines() if ln.startswith("error:")]
-            reason = last[-1][len("error: ") :] if last else f"exit status {done.returncode}"
-            raise FoldFailedError(f"fold {fold.name} failed: {reason} (log: {log})", done.returncode)
+            reason = last[-1][len("error: ") :] if last else f"exit status {process.returncode}"
+            raise FoldFailedError(f"fold {fold.name} failed: {reason} (log: {log})", process.returncode)
