@@ -17,7 +17,6 @@ from forecast.callbacks.prediction_writer import prediction_frame
 from forecast.checkpoint import (
     RUNS_FOLDER,
     CheckpointSettings,
-    SettingConflictError,
     newest_run_checkpoint,
     plain_data,
     read_checkpoint,
@@ -28,6 +27,7 @@ from forecast.data import StockDataModule
 from forecast.data.errors import DataError
 from forecast.data.windows import WindowDataset
 from forecast.model import Forecaster
+from forecast.settings import Given, apply_rule
 
 DATA_KEYWORDS = ("calendar", "batch_size", "tickers", "train_end", "val_end", "test_end", "price_column", "date_format")
 """Data settings :meth:`ForecastModel.predict` takes as keywords (which data and how to read it); the rest of the
@@ -141,16 +141,8 @@ class ForecastModel:
         unknown = sorted(set(data) - set(DATA_KEYWORDS) - set(self._settings.fixed_data))
         if unknown:
             raise TypeError(f"predict() got unexpected keyword(s) {unknown}; data settings it takes: {DATA_KEYWORDS}")
-        conflicts = [
-            f"data.{k} {plain_data(v)} (the checkpoint has {self._settings.fixed_data[k]})"
-            for k, v in data.items()
-            if k in self._settings.fixed_data and plain_data(v) != self._settings.fixed_data[k]
-        ]
-        if conflicts:
-            raise SettingConflictError(
-                f"{'; '.join(conflicts)}: the checkpoint's value decides what its weights mean; drop the keyword, "
-                "or train a new model"
-            )
+        # what decides the weights' meaning: the command line's rule, with the keywords as what the user gave
+        apply_rule(self._settings, Given({f"data.{k}": v for k, v in data.items()}, {}), "evaluate")
         skip = ("source", "path", "cache_dir", "frame_ticker")
         settings = {k: v for k, v in self._data.items() if k not in skip and not k.startswith("_")}
         settings |= {k: v for k, v in data.items() if k in DATA_KEYWORDS}

@@ -27,15 +27,13 @@ def score_and_report(
     """Score every fold's predictions file and each year's seed ensemble (written as
     ``predictions/{Y}_ensemble.csv`` when a year has two or more seeds); write and print the report."""
     out = runner.out
-    scores = {
-        (f.dates.year, f.seed): score_fold(panel, read_predictions(runner.predictions(f)), f.dates, base_len, horizon)
-        for f in folds
-    }
+    predictions = {f: read_predictions(runner.predictions(f)) for f in folds}  # each file read once
+    scores = {(f.dates.year, f.seed): score_fold(panel, predictions[f], f.dates, base_len, horizon) for f in folds}
     ensembles = {}
     for year in sorted({f.dates.year for f in folds}):
         of_year = [f for f in folds if f.dates.year == year]
         if len(of_year) > 1:
-            frame = ensemble_predictions([read_predictions(runner.predictions(f)) for f in of_year])
+            frame = ensemble_predictions([predictions[f] for f in of_year])
             write_predictions(out / "predictions" / f"{year}_{ENSEMBLE}.csv", frame)
             ensembles[year] = score_fold(panel, frame, of_year[0].dates, base_len, horizon)
     records = {(f.dates.year, f.seed): runner.scored_record(f) for f in folds}
