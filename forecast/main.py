@@ -1,8 +1,9 @@
 """``python -m forecast COMMAND``: the commands, their help, and the dispatch to the one that runs.
 
 The top-level ``--help`` is answered here without importing torch or Lightning; ``fit``, ``validate``, ``test``
-and ``predict`` are LightningCLI's (:mod:`forecast.cli`), ``backtest`` has its own parser
-(:mod:`forecast.backtest.cli`). How a command ends (exit codes, one-line errors) is :func:`forecast.terminal.run`.
+and ``predict`` are LightningCLI's (:mod:`forecast.cli`), ``backtest`` and ``tune`` have their own parsers
+(:mod:`forecast.backtest.cli`, :mod:`forecast.tune.cli`). How a command ends (exit codes, one-line errors) is
+:func:`forecast.terminal.run`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ COMMANDS = {
     "test": "score a checkpoint on the test split against the baselines",
     "predict": "forecast with a checkpoint into a CSV file (the test windows, or the latest days)",
     "backtest": "walk-forward test years: fits, scores against the best simple baseline, DM tests, signal",
+    "tune": "hyperparameter search with Optuna, each trial scored on validation years only",
 }
 HELP = "\n".join(
     [
@@ -62,6 +64,10 @@ def _dispatch(argv: list[str]) -> None:
         from forecast.backtest.cli import backtest
 
         backtest(argv[1:])
+    elif argv[0] == "tune":
+        from forecast.tune.cli import tune
+
+        tune(argv[1:])
     else:
         from forecast.cli import ForecastCLI
 

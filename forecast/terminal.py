@@ -124,8 +124,11 @@ def is_user_error(exc: BaseException) -> bool:
     from forecast.checkpoint import CheckpointError, SettingConflictError
     from forecast.data.errors import DataError
     from forecast.settings import ConfigError
+    from forecast.tune.study import TuneError
 
-    user = (argparse.ArgumentError, DataError, CheckpointError, SettingConflictError, ConfigError, BacktestError)
+    user = (
+        argparse.ArgumentError, DataError, CheckpointError, SettingConflictError, ConfigError, BacktestError, TuneError
+    )  # fmt: skip
     return isinstance(exc, (*user, OSError))
 
 
@@ -170,5 +173,8 @@ def run(command: Callable[[], None], name: str, debug: bool) -> None:
         sys.exit(EXIT_INTERNAL_ERROR)
 
 
-RESUME = {"backtest": "the same command resumes the backtest (finished folds are kept)"}
+RESUME = {
+    "backtest": "the same command resumes the backtest (finished folds are kept)",
+    "tune": "the same command resumes the study (the interrupted trials run again first, their finished folds kept)",
+}
 """What to do after Ctrl-C, per command (fit says it itself, with its checkpoint)."""

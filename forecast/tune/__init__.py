@@ -1,0 +1,1 @@
+"""Hyperparameter search: Optuna trials of fit settings, each scored on validation years only."""

@@ -1,0 +1,123 @@
+"""One trial of ``forecast tune``: a setting of the search space, fitted and scored on each validation year.
+
+A trial runs the validation-only fold of each year in turn (the fold ``backtest --validation_only`` runs: training
+targets through V−1, the checkpoint chosen and scored on V), as plain ``fit`` commands under
+``OUT/trials/{number}/`` (:class:`forecast.backtest.runner.FoldRunner`: logs, ``commands.sh``, resuming from
+``last.ckpt``). After each year the running mean of the best validation relMAEs is reported to the pruner.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+from forecast.backtest.folds import FoldDates
+from forecast.backtest.runner import Fold, FoldFailedError, FoldRunner
+from forecast.tune.space import Dimension, option_argument, suggest
+
+INTERRUPTED = "interrupted (Ctrl-C)"
+"""The fail reason of a trial stopped by Ctrl-C: the next run of the command repeats it, in the same folder."""
+
+RESUMES = "resumes"
+"""User attribute of a trial that repeats an interrupted or lost one: the number whose folder it continues."""
+
+
+class TrialFailedError(RuntimeError):
+    """A trial's fit failed or gave no finite score; the study records the reason and goes on."""
+
+
+class Objective:
+    """The study's objective: mean over ``years`` of the best validation relMAE of the trial's settings.
+
+    Args:
+        out: the tune's folder; trial N's folds run under ``out/trials/{N:04d}``.
+        fit_args: the user's fit options, given to every fold before the trial's settings.
+        extra_fit_args: options the tune adds (torch threads when trials run side by side).
+        dimensions: the search space.
+        years: validation years, in the order they are run (and reported to the pruner as steps 0, 1, ...).
+        seed: ``seed_everything`` of every fit.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        fit_args: list[str],
+        extra_fit_args: list[str],
+        dimensions: list[Dimension],
+        years: list[int],
+        seed: int,
+    ) -> None:
+        self.out, self.fit_args, self.extra_fit_args = out, fit_args, extra_fit_args
+        self.dimensions, self.years, self.seed = dimensions, years, seed
+        self.stopping = threading.Event()  # set on Ctrl-C: a fold that dies now was interrupted, not broken
+        self._runners: list[FoldRunner] = []
+        self._lock = threading.Lock()
+
+    def folder(self, trial: Any) -> Path:
+        """The trial's folder: its own number's, or that of the trial it repeats (so finished folds are kept)."""
+        import optuna
+        from optuna.storages import RetryFailedTrialCallback
+
+        number = trial.user_attrs.get(RESUMES)
+        if number is None:  # a trial of a killed worker, retried: its record holds the original number
+            frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+            with warnings.catch_warnings():  # experimental since Optuna 2.8, and the documented way
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                number = RetryFailedTrialCallback.retried_trial_number(frozen)
+        return self.out / "trials" / f"{trial.number if number is None else number:04d}"
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        settings = suggest(trial, self.dimensions)
+        runner = FoldRunner(
+            self.folder(trial),
+            [*self.fit_args, *(option_argument(k, v) for k, v in settings.items())],
+            self.extra_fit_args,
+        )
+        trial.set_user_attr("folder", str(runner.out))
+        with self._lock:
+            self._runners.append(runner)
+        scores: dict[int, float] = {}
+        seconds = 0.0
+        try:
+            for step, year in enumerate(self.years):
+                fold = Fold(FoldDates(year, validation_only=True), self.seed)
+                try:
+                    seconds += runner.run(fold)["seconds"]
+                except FoldFailedError as exc:
+                    reason = INTERRUPTED if self.stopping.is_set() or exc.returncode in (130, -2) else str(exc)
+                    trial.set_user_attr("fail_reason", reason)
+                    raise TrialFailedError(reason) from exc
+                finally:
+                    trial.set_user_attr("seconds", seconds)
+                score = float(runner.fit_summary(fold)["best_val_rel_mae"])
+                if not math.isfinite(score):
+                    reason = f"validation relMAE of {year} is {score} (the fit diverged?); log: {runner.root(fold)}"
+                    trial.set_user_attr("fail_reason", reason)
+                    raise TrialFailedError(reason)
+                scores[year] = score
+                trial.set_user_attr(f"val_{year}", score)
+                trial.report(sum(scores.values()) / len(scores), step)
+                if step < len(self.years) - 1 and trial.should_prune():
+                    trial.set_user_attr("pruned_after", year)
+                    raise optuna.TrialPruned(f"pruned after {year}")
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", INTERRUPTED)
+            raise
+        finally:
+            with self._lock:
+                self._runners.remove(runner)
+        return sum(scores.values()) / len(scores)
+
+    def stop(self) -> None:
+        """After Ctrl-C: mark the trials under way as interrupted and end their fold commands (see
+        :meth:`FoldRunner.stop`)."""
+        self.stopping.set()
+        with self._lock:
+            runners = list(self._runners)
+        for runner in runners:
+            runner.stop()

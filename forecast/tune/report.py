@@ -1,0 +1,157 @@
+"""What ``forecast tune`` writes: ``best.yaml`` (the base config with the best trial's settings), ``tune.md`` (the
+trials, best first), ``tune.json`` (the same as data) and ``tune.png`` (optimisation history and importances)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from forecast.atomic import write_atomic
+from forecast.tune.space import Dimension, decode_params
+
+
+def trial_rows(study: Any, dimensions: list[Dimension], years: list[int]) -> list[dict[str, Any]]:
+    """One row per trial, best first: complete trials by objective, then pruned (by their last running value),
+    then failed and running ones by number."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        state = trial.state.name.lower()
+        intermediate = list(trial.intermediate_values.values())
+        rows.append(
+            {
+                "number": trial.number,
+                "state": state,
+                "objective": trial.value,
+                "running": intermediate[-1] if intermediate else None,
+                "years": {str(y): trial.user_attrs.get(f"val_{y}") for y in years},
+                "seconds": trial.user_attrs.get("seconds"),
+                "settings": decode_params(dimensions, trial.params),
+                "reason": trial.user_attrs.get("fail_reason")
+                or (f"pruned after {trial.user_attrs.get('pruned_after')}" if state == "pruned" else ""),
+                "folder": trial.user_attrs.get("folder"),
+            }
+        )
+    order = {"complete": 0, "pruned": 1}
+    return sorted(
+        rows,
+        key=lambda r: (
+            order.get(r["state"], 2),
+            r["objective"] if r["state"] == "complete" else (r["running"] if r["state"] == "pruned" else 0.0),
+            r["number"],
+        ),
+    )
+
+
+def pruning_savings(rows: list[dict[str, Any]], years: list[int]) -> dict[str, float] | None:
+    """Seconds spent, and seconds the pruned trials would have spent on the years they skipped (each skipped year
+    costed at the mean fold time of that year among complete trials); None before a complete trial."""
+    complete = [r for r in rows if r["state"] == "complete" and r["seconds"]]
+    if not complete:
+        return None
+    per_fold = sum(r["seconds"] for r in complete) / (len(complete) * len(years))
+    spent = sum(r["seconds"] or 0.0 for r in rows)
+    saved = sum(per_fold * sum(1 for y in years if r["years"][str(y)] is None) for r in rows if r["state"] == "pruned")
+    return {"spent_seconds": spent, "saved_seconds": saved, "saved_fraction": saved / (spent + saved) if spent else 0.0}
+
+
+def importances(study: Any) -> dict[str, float]:
+    """Optuna's parameter importances (fANOVA over the complete trials); empty with fewer than two of them."""
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return {}
+    try:
+        return dict(optuna.importance.get_param_importances(study))
+    except (RuntimeError, ValueError):  # e.g. every complete trial has the same settings
+        return {}
+
+
+def write_best(path: Path, base: dict[str, Any], settings: dict[str, Any], header: str) -> None:
+    """``best.yaml``: ``base`` (the user's fit settings, resolved) with each dotted ``settings`` key set."""
+    config = json.loads(json.dumps(base))
+    for name, value in settings.items():
+        node = config
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    text = comment + yaml.safe_dump(config, sort_keys=False, default_flow_style=None)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def write_markdown(path: Path, summary: dict[str, Any], rows: list[dict[str, Any]], years: list[int]) -> None:
+    """``tune.md``: what was searched and how long it took, the best trial, the importances, every trial."""
+    names = summary["dimensions"]
+    lines = [f"# {summary['title']}", "", f"`{summary['command']}`", ""]
+    lines += [f"- {key}: {value}" for key, value in summary["facts"].items()]
+    best = summary.get("best")
+    if best:
+        lines += [
+            "",
+            f"**Best: trial {best['number']}, mean validation relMAE {best['objective']:.4f}** "
+            f"({', '.join(f'{y}: {v:.4f}' for y, v in best['years'].items())}); settings in `best.yaml`:",
+            "",
+        ]
+        lines += [f"- `{k}`: {_setting(v)}" for k, v in best["settings"].items()]
+    if summary.get("importances"):
+        lines += ["", "Parameter importances (fANOVA over the complete trials, Optuna):", ""]
+        lines += [f"- `{k}`: {v:.3f}" for k, v in summary["importances"].items()]
+    header = ["trial", "state", "objective", *(f"val {y}" for y in years), "seconds", *names, "note"]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [str(row["number"]), row["state"], _number(row["objective"])]
+        cells += [_number(row["years"][str(y)]) for y in years]
+        cells += [_number(row["seconds"], 0), *(_setting(row["settings"].get(n, "")) for n in names)]
+        cells.append(str(row["reason"]).replace("|", "/"))
+        lines.append("| " + " | ".join(cells) + " |")
+    write_atomic(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+
+
+def write_figure(path: Path, rows: list[dict[str, Any]], importance: dict[str, float]) -> None:
+    """``tune.png``: objective by trial (complete, pruned at their last running value, best so far) and the
+    parameter importances."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (history, bars) = plt.subplots(1, 2, figsize=(12, 4.5), width_ratios=[3, 2])
+    complete = sorted((r["number"], r["objective"]) for r in rows if r["state"] == "complete")
+    pruned = sorted((r["number"], r["running"]) for r in rows if r["state"] == "pruned" and r["running"] is not None)
+    if complete:
+        history.scatter(*zip(*complete, strict=True), s=18, color="tab:blue", label="complete")
+        best, steps = math.inf, []
+        for number, value in complete:
+            best = min(best, value)
+            steps.append((number, best))
+        history.step(*zip(*steps, strict=True), where="post", color="tab:red", label="best so far")
+    if pruned:
+        history.scatter(*zip(*pruned, strict=True), s=18, marker="x", color="grey", label="pruned (running mean)")
+    history.set(xlabel="trial", ylabel="mean validation relMAE", title="Optimisation history")
+    history.legend(loc="upper right", fontsize=8)
+    if importance:
+        names = list(importance)[::-1]
+        bars.barh(names, [importance[n] for n in names], color="tab:blue")
+        bars.tick_params(axis="y", labelsize=7)
+    bars.set(xlabel="importance (fANOVA)", title="Parameter importances")
+    figure.tight_layout()
+    try:
+        write_atomic(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(figure)

@@ -1,0 +1,141 @@
+"""The Optuna study behind ``forecast tune``: its storage, sampler and pruner, and the checks that make running the
+command again (or on another machine against the same storage) continue the same search.
+
+- Storage: ``sqlite:///OUT/study.db`` unless ``--storage`` names another SQLAlchemy URL (PostgreSQL, MySQL) that
+  every worker reaches. Workers send a heartbeat; a trial whose worker was killed is failed once its heartbeat is
+  stale and repeated (same settings, same folder: its finished folds are kept) by the next trial to start.
+- Sampler: TPE, seeded from ``--seed`` and the number of trials already in the study, so a rerun does not
+  repeat the first run's draws. Workers started together need distinct ``--seed`` values (refused otherwise).
+- Pruner: median of the running objective after each validation year, once 5 trials have finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from forecast.tune.objective import INTERRUPTED, RESUMES
+
+HEARTBEAT_SECONDS = 60
+GRACE_SECONDS = 180
+STARTUP_TRIALS = 5
+SETTINGS_ATTR = "forecast_settings"
+
+
+class TuneError(ValueError):
+    """A tune option that cannot work: told in one line before any training."""
+
+
+def default_storage(out: Path) -> str:
+    """The study's storage when ``--storage`` is not given: SQLite in the tune's folder."""
+    return f"sqlite:///{out / 'study.db'}"
+
+
+def open_storage(url: str) -> Any:
+    """Optuna's RDB storage at ``url`` with heartbeats and retry of lost trials; one :class:`TuneError` line when
+    it cannot be reached."""
+    import optuna
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):  # workers of one machine share the file: wait for its lock rather than fail
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
+                **kwargs,
+            )
+        except Exception as exc:  # SQLAlchemy's errors for a bad URL, a missing driver, an unreachable server
+            message = " ".join(str(exc).split())[:300]
+            raise TuneError(
+                f"cannot open the study storage {redact(url)}: {message} (an SQLAlchemy URL such as "
+                "sqlite:///study.db or postgresql://user:password@host/db)"
+            ) from exc
+
+
+def redact(url: str) -> str:
+    """``url`` with its password hidden, for messages and reports."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
+
+
+def load_study(storage: Any, name: str, settings: dict[str, Any], seed: int) -> Any:
+    """Create the study ``name`` or load it; refuse one that was run with other settings, search space or years.
+
+    ``settings`` is what defines the search (fit settings, search space, years): stored with the study when it is
+    created, compared when it is loaded. The sampler is seeded from ``seed`` and the trials already there.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours (forecast.tune.cli)
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="minimize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=0),
+    )
+    ours = json.loads(json.dumps(settings))
+    theirs = study.user_attrs.get(SETTINGS_ATTR)
+    if theirs is None:
+        study.set_user_attr(SETTINGS_ATTR, ours)
+    elif theirs != ours:
+        key = first_difference(theirs, ours)
+        raise TuneError(
+            f"study {name!r} was run with other settings ({key}); use another --out or --study_name, or the "
+            "same options as before"
+        )
+    existing = len(study.trials)
+    marker = f"worker_seed_{seed}_at_{existing}"
+    if marker in study.user_attrs:
+        raise TuneError(
+            f"a worker with --seed {seed} started on study {name!r} at this same point and would sample the same "
+            "settings; give each worker its own --seed"
+        )
+    study.set_user_attr(marker, True)
+    study.sampler = optuna.samplers.TPESampler(seed=seed * 100_003 + existing)  # a public attribute of Study
+    return study
+
+
+def first_difference(theirs: dict[str, Any], ours: dict[str, Any], prefix: str = "") -> str:
+    """A short text naming the first setting that differs between two nested dicts."""
+    for key in sorted(set(theirs) | set(ours)):
+        a, b = theirs.get(key), ours.get(key)
+        if a != b:
+            if isinstance(a, dict) and isinstance(b, dict):
+                return first_difference(a, b, f"{prefix}{key}.")
+            return f"{prefix}{key}: {a!r} there, {b!r} now"
+    return "none"
+
+
+def enqueue_interrupted(study: Any) -> int:
+    """Queue again, with the same settings and folder, every trial of this study stopped by Ctrl-C and not yet
+    repeated; returns how many."""
+    import optuna
+
+    repeated = {t.user_attrs.get(RESUMES) for t in study.trials}
+    count = 0
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+        if trial.user_attrs.get("fail_reason") != INTERRUPTED:
+            continue
+        origin = trial.user_attrs.get(RESUMES, trial.number)
+        if origin in repeated:
+            continue
+        study.enqueue_trial(trial.params, user_attrs={RESUMES: origin}, skip_if_exists=False)
+        repeated.add(origin)
+        count += 1
+    return count
