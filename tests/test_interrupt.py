@@ -110,3 +110,28 @@ def test_ctrl_c_during_a_backtest_is_one_line(tmp_path):
         "error: interrupted; the same command resumes the backtest (finished folds are kept)"
     )
     assert "Traceback" not in stderr
+
+
+def test_ctrl_c_during_a_tune_queues_the_trial_again(tmp_path):
+    import optuna
+
+    (tmp_path / "space.yaml").write_text("model.dropout: {float: [0.0, 0.2]}\n")
+    args = ["tune", "--search", "space.yaml", "--years", "2016", "2017", "--trials", "2", "--out", "tune", *SMALL]
+    fold = tmp_path / "tune" / "trials" / "0000" / "runs" / "val2016_seed0"
+    code, stderr = _interrupt_after_first_epoch(args, tmp_path, lambda: run_dir(fold) / "checkpoints" / "last.ckpt")
+    assert code == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == (
+        "error: interrupted; the same command resumes the study (the interrupted trials run again first, their "
+        "finished folds kept)"
+    )
+    assert "Traceback" not in stderr
+    storage = f"sqlite:///{tmp_path / 'tune' / 'study.db'}"
+    trial, queued = optuna.load_study(study_name="forecast", storage=storage).trials
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
+    # queued again with its settings, to continue in its folder; the same command runs it first
+    assert queued.state == optuna.trial.TrialState.WAITING and queued.user_attrs["resumes"] == 0
+    assert queued.system_attrs["fixed_params"] == trial.params
+    again = run_main([*args[:7], "0", *args[8:], "--trainer.max_epochs", "50", "--trainer.limit_train_batches", "8"],
+                     tmp_path)  # fmt: skip
+    assert "2 trials there, 1 waiting (interrupted trials run again first)" in again.stdout, again.stdout
+    assert len(optuna.load_study(study_name="forecast", storage=storage).trials) == 2  # not queued twice

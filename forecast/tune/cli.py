@@ -11,7 +11,6 @@ validation windows), the output folder, and the study (a study run with other se
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shlex
 import time
@@ -27,9 +26,15 @@ from forecast.data.errors import plural
 from forecast.tune import report
 from forecast.tune.objective import Objective, TrialFailedError
 from forecast.tune.space import Dimension, SearchSpaceError, option_argument, read_space
-from forecast.tune.study import TuneError, default_storage, enqueue_interrupted, load_study, open_storage, redact
-
-log = logging.getLogger("forecast.tune")
+from forecast.tune.study import (
+    TuneError,
+    default_storage,
+    enqueue_interrupted,
+    load_study,
+    open_storage,
+    redact,
+    seed_sampler,
+)
 
 TUNE_OWNED = {key: by for key, by in OWNED.items() if key != "seed_everything"}
 """Fit options set for every fold by the tune (``seed_everything`` stays the user's: it seeds every fit)."""
@@ -139,8 +144,13 @@ def tune(argv: list[str]) -> None:
         "space": yaml.safe_load(Path(options.search).read_text()),
         "years": options.years,
     }
-    study = load_study(open_storage(url), options.study_name, defining, options.seed)
-    requeued = enqueue_interrupted(study)
+    study = load_study(open_storage(url), options.study_name, defining)
+    if options.trials:
+        seed_sampler(study, options.seed)
+    from optuna.trial import TrialState
+
+    enqueue_interrupted(study)  # those a killed command could not queue itself
+    waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     extra = []
     if options.jobs > 1 and settings.get("torch_threads") is None:  # N trials sharing the cores
         extra = ["--torch_threads", str(max(1, (os.cpu_count() or 1) // options.jobs))]
@@ -148,14 +158,14 @@ def tune(argv: list[str]) -> None:
     objective = Objective(out, fit_args, extra, dimensions, options.years, seed)
     print(
         f"tune: study {options.study_name!r} in {redact(url)}, {plural(len(study.trials), 'trial')} there"
-        f"{f' ({requeued} interrupted, queued again)' if requeued else ''}; {options.trials} more, {options.jobs} "
+        f"{f', {waiting} waiting (interrupted trials run again first)' if waiting else ''}; {options.trials} more, "
+        f"{options.jobs} "
         f"at a time; fold logs in {out / 'trials'}/<trial>/runs/<fold>/fold.log",
         flush=True,
     )
     try:
         run_trials(study, objective, options.trials, options.jobs, started)
     except KeyboardInterrupt:
-        objective.stop()
         enqueue_interrupted(study)
         raise
     write_report(out, study, dimensions, options, fit_args, settings, started)
@@ -176,10 +186,14 @@ def run_trials(study: Any, objective: Objective, trials: int, jobs: int, started
             for n in shares
             if n
         }
-        while pending:
-            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-            for future in done:
-                future.result()
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+        except KeyboardInterrupt:  # before the pool waits for its threads: no new trial may start
+            objective.stop()
+            raise
 
 
 def progress_line(study: Any, trial: Any, elapsed: float) -> str:

@@ -59,20 +59,23 @@ class Objective:
     def folder(self, trial: Any) -> Path:
         """The trial's folder: its own number's, or that of the trial it repeats (so finished folds are kept)."""
         import optuna
-        from optuna.storages import RetryFailedTrialCallback
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
 
         number = trial.user_attrs.get(RESUMES)
         if number is None:  # a trial of a killed worker, retried: its record holds the original number
             frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
             with warnings.catch_warnings():  # experimental since Optuna 2.8, and the documented way
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                number = RetryFailedTrialCallback.retried_trial_number(frozen)
+                number = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         return self.out / "trials" / f"{trial.number if number is None else number:04d}"
 
     def __call__(self, trial: Any) -> float:
         import optuna
 
         settings = suggest(trial, self.dimensions)
+        if self.stopping.is_set():  # Ctrl-C came as this trial began: it runs again first next time
+            trial.set_user_attr("fail_reason", INTERRUPTED)
+            raise TrialFailedError(INTERRUPTED)
         runner = FoldRunner(
             self.folder(trial),
             [*self.fit_args, *(option_argument(k, v) for k, v in settings.items())],
@@ -89,7 +92,9 @@ class Objective:
                 try:
                     seconds += runner.run(fold)["seconds"]
                 except FoldFailedError as exc:
-                    reason = INTERRUPTED if self.stopping.is_set() or exc.returncode in (130, -2) else str(exc)
+                    if exc.returncode in (130, -2):  # the fit got Ctrl-C: so did this command; start no more trials
+                        self.stopping.set()
+                    reason = INTERRUPTED if self.stopping.is_set() else str(exc)
                     trial.set_user_attr("fail_reason", reason)
                     raise TrialFailedError(reason) from exc
                 finally:

@@ -12,7 +12,6 @@ command again (or on another machine against the same storage) continue the same
 from __future__ import annotations
 
 import json
-import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ def open_storage(url: str) -> Any:
     """Optuna's RDB storage at ``url`` with heartbeats and retry of lost trials; one :class:`TuneError` line when
     it cannot be reached."""
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):  # workers of one machine share the file: wait for its lock rather than fail
@@ -50,7 +49,7 @@ def open_storage(url: str) -> Any:
                 url,
                 heartbeat_interval=HEARTBEAT_SECONDS,
                 grace_period=GRACE_SECONDS,
-                failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
                 **kwargs,
             )
         except Exception as exc:  # SQLAlchemy's errors for a bad URL, a missing driver, an unreachable server
@@ -71,22 +70,20 @@ def redact(url: str) -> str:
     return f"{scheme}{sep}{user}:***@{host}"
 
 
-def load_study(storage: Any, name: str, settings: dict[str, Any], seed: int) -> Any:
+def load_study(storage: Any, name: str, settings: dict[str, Any]) -> Any:
     """Create the study ``name`` or load it; refuse one that was run with other settings, search space or years.
 
     ``settings`` is what defines the search (fit settings, search space, years): stored with the study when it is
-    created, compared when it is loaded. The sampler is seeded from ``seed`` and the trials already there.
+    created, compared when it is loaded.
     """
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours (forecast.tune.cli)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours, with a failure's reason
     study = optuna.create_study(
         study_name=name,
         storage=storage,
         direction="minimize",
         load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=0),
     )
     ours = json.loads(json.dumps(settings))
@@ -99,16 +96,24 @@ def load_study(storage: Any, name: str, settings: dict[str, Any], seed: int) -> 
             f"study {name!r} was run with other settings ({key}); use another --out or --study_name, or the "
             "same options as before"
         )
+    return study
+
+
+def seed_sampler(study: Any, seed: int) -> None:
+    """Give ``study`` a TPE sampler seeded from ``seed`` and the number of trials already there (a rerun does not
+    repeat the first run's draws); refuse a second worker that starts with the same seed at the same point (it
+    would sample the very same settings). Called only by a command that runs trials."""
+    import optuna
+
     existing = len(study.trials)
     marker = f"worker_seed_{seed}_at_{existing}"
     if marker in study.user_attrs:
         raise TuneError(
-            f"a worker with --seed {seed} started on study {name!r} at this same point and would sample the same "
-            "settings; give each worker its own --seed"
+            f"a worker with --seed {seed} started on study {study.study_name!r} at this same point and would sample "
+            "the same settings; give each worker its own --seed"
         )
     study.set_user_attr(marker, True)
     study.sampler = optuna.samplers.TPESampler(seed=seed * 100_003 + existing)  # a public attribute of Study
-    return study
 
 
 def first_difference(theirs: dict[str, Any], ours: dict[str, Any], prefix: str = "") -> str:

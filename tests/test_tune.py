@@ -1,0 +1,265 @@
+"""``forecast tune``: the search-space file, the objective and its pruning against hand-made scores, resuming an
+interrupted trial in its own folder, the report and ``best.yaml``, two workers on one storage, and bad options
+failing in one line before any training."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import optuna
+import pytest
+import yaml
+from conftest import CUSTOM
+from helpers import run_main
+
+from forecast.backtest.folds import FoldDates
+from forecast.tune import objective as objective_module
+from forecast.tune import report
+from forecast.tune.objective import INTERRUPTED, RESUMES, Objective
+from forecast.tune.space import SearchSpaceError, option_argument, read_space
+from forecast.tune.study import enqueue_interrupted, load_study, redact, seed_sampler
+
+BRIEF = [
+    "--data.source", "synthetic", "--data.synthetic_tickers", "2", "--trainer.max_epochs", "1",
+    "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2", "--trainer.enable_model_summary",
+    "false", "--trainer.accelerator", "cpu", "--figures.windows", "0", *CUSTOM,
+]  # fmt: skip
+
+SPACE = """
+model.optimizer.init_args.lr: {float: [1.0e-3, 1.0e-2], log: true}
+model.encoder_channels: {categorical: [[3, 6], [4, 8]]}
+data.normalisation: {categorical: [last, zscore]}
+trainer.max_epochs: {int: [1, 2]}
+"""
+
+
+def _space(tmp_path, text=SPACE):
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_search_space_gives_optuna_distributions(tmp_path):
+    dims = {d.name: d for d in read_space(_space(tmp_path))}
+    lr = dims["model.optimizer.init_args.lr"].distribution
+    assert isinstance(lr, optuna.distributions.FloatDistribution) and (lr.low, lr.high, lr.log) == (1e-3, 1e-2, True)
+    epochs = dims["trainer.max_epochs"].distribution
+    assert isinstance(epochs, optuna.distributions.IntDistribution) and (epochs.low, epochs.high) == (1, 2)
+    channels = dims["model.encoder_channels"]
+    assert channels.structured and channels.distribution.choices == ("[3, 6]", "[4, 8]")  # lists stored as JSON
+    assert channels.corners() == [[3, 6], [4, 8]] and dims["trainer.max_epochs"].corners() == [1, 2]
+    assert not dims["data.normalisation"].structured and dims["data.normalisation"].corners() == ["last", "zscore"]
+    assert option_argument("model.encoder_channels", [3, 6]) == "--model.encoder_channels=[3, 6]"
+    assert option_argument("data.normalisation", "last") == "--data.normalisation=last"
+    assert option_argument("model.init_lam", 0.5) == "--model.init_lam=0.5"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model.dropout: {uniform: [0, 1]}", "give exactly one of"),
+        ("model.dropout: {float: [0, 1], categorical: [0]}", "give exactly one of"),
+        ("model.dropout: {float: [0.5, 0.1]}", "low 0.5 is above high 0.1"),
+        ("model.init_lam: {float: [0, 1], log: true}", "a log scale needs low > 0"),
+        ("model.dropout: {float: [0, .inf]}", "two finite floats"),
+        ("trainer.max_epochs: {int: [1.5, 3]}", "two finite ints"),
+        ("model.dropout: {float: [0, 1], scale: log}", "unknown key(s) ['scale']"),
+        ("model.dropout: {categorical: []}", "non-empty list"),
+        ("model.dropout: {categorical: [0.1, 0.1]}", "repeated"),
+        ("--model.dropout: {categorical: [0.1]}", "without '--'"),
+        ("model.dropout: [0, 1", "not valid YAML"),
+        ("[1, 2]", "must map option names to distributions"),
+    ],
+)
+def test_bad_search_spaces_are_named(tmp_path, text, message):
+    with pytest.raises(SearchSpaceError, match="search space") as error:
+        read_space(_space(tmp_path, text))
+    assert message in str(error.value)
+
+
+class _FakeRunner:
+    """Stands in for FoldRunner: each fold's best validation relMAE comes from ``SCORES[(lr, year)]``."""
+
+    SCORES: ClassVar[dict] = {}
+
+    def __init__(self, out, fit_args, extra):
+        self.out, self.lr = out, float(fit_args[-1].split("=")[1])
+
+    def run(self, fold):
+        return {"seconds": 10.0}
+
+    def fit_summary(self, fold):
+        return {"best_val_rel_mae": self.SCORES[(self.lr, fold.dates.year)]}
+
+    def root(self, fold):
+        return self.out / fold.name
+
+
+def test_objective_is_the_mean_over_years_and_the_median_pruner_stops_a_bad_trial(tmp_path, monkeypatch):
+    monkeypatch.setattr(objective_module, "FoldRunner", _FakeRunner)
+    _space(tmp_path, "model.optimizer.init_args.lr: {categorical: [0.1, 0.2, 0.3, 0.4, 0.5, 0.9]}")
+    dims = read_space(tmp_path / "space.yaml")
+    # five complete trials with first-year scores 0.95..0.99, then one whose first year (1.20) is above their median
+    lrs = [0.1, 0.2, 0.3, 0.4, 0.5, 0.9]
+    _FakeRunner.SCORES = {(lr, 2015): 0.95 + 0.01 * i for i, lr in enumerate(lrs[:5])}
+    _FakeRunner.SCORES |= {(lr, 2016): 1.0 for lr in lrs[:5]} | {(0.9, 2015): 1.20, (0.9, 2016): 0.5}
+    study = load_study(optuna.storages.InMemoryStorage(), "s", {"fit": {}})
+    for lr in lrs:
+        study.enqueue_trial({"model.optimizer.init_args.lr": lr})
+    objective = Objective(tmp_path, [], [], dims, [2015, 2016], seed=0)
+    study.optimize(objective, n_trials=6)
+    trials = study.trials
+    assert [t.value for t in trials[:5]] == pytest.approx([(0.95 + 0.01 * i + 1.0) / 2 for i in range(5)])
+    assert trials[5].state == optuna.trial.TrialState.PRUNED and trials[5].user_attrs["pruned_after"] == 2015
+    assert trials[5].intermediate_values == {0: pytest.approx(1.20)}  # the running mean after the first year
+    rows = report.trial_rows(study, dims, [2015, 2016])
+    assert [r["number"] for r in rows] == [0, 1, 2, 3, 4, 5]  # complete by objective, then pruned
+    savings = report.pruning_savings(rows, [2015, 2016])  # 6 trials spent 5 x 20 + 10 s; one skipped fold of 10 s
+    assert savings == pytest.approx({"spent_seconds": 110.0, "saved_seconds": 10.0, "saved_fraction": 10 / 120})
+
+
+def test_an_interrupted_trial_runs_again_first_in_its_own_folder(tmp_path):
+    dims = read_space(_space(tmp_path))
+    study = load_study(optuna.storages.InMemoryStorage(), "s", {"fit": {}})
+    objective = Objective(tmp_path, [], [], dims, [2015, 2016], seed=0)
+    params = {"model.optimizer.init_args.lr": 0.002, "model.encoder_channels": "[4, 8]"}
+    params |= {"data.normalisation": "last", "trainer.max_epochs": 2}
+    study.enqueue_trial(params)
+    trial = study.ask()
+    trial.set_user_attr("fail_reason", INTERRUPTED)
+    for dim in dims:
+        dim.sample(trial)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert enqueue_interrupted(study) == 1 and enqueue_interrupted(study) == 0  # queued once
+    again = study.ask()
+    assert again.number == 1 and again.user_attrs[RESUMES] == 0
+    assert {d.name: d.sample(again) for d in dims}["model.encoder_channels"] == [4, 8]
+    assert objective.folder(again) == tmp_path / "trials" / "0000"  # the first trial's finished folds are kept
+    assert objective.folder(study.ask()) == tmp_path / "trials" / "0002"
+
+
+def test_a_study_with_other_settings_or_a_repeated_worker_seed_is_refused(tmp_path):
+    from forecast.tune.study import TuneError
+
+    storage = optuna.storages.InMemoryStorage()
+    seed_sampler(load_study(storage, "s", {"fit": {"lr": 1}}), seed=0)
+    with pytest.raises(TuneError, match=r"other settings \(fit.lr: 1 there, 2 now\)"):
+        load_study(storage, "s", {"fit": {"lr": 2}})
+    study = load_study(storage, "s", {"fit": {"lr": 1}})
+    with pytest.raises(TuneError, match="give each worker its own --seed"):
+        seed_sampler(study, seed=0)
+    seed_sampler(study, seed=1)
+    study.enqueue_trial({})
+    study.tell(study.ask(), 1.0)
+    seed_sampler(study, seed=0)  # a rerun with the same seed, once the study has grown: its own draws
+    assert redact("postgresql://me:secret@db.example/optuna") == "postgresql://me:***@db.example/optuna"
+
+
+def test_tune_end_to_end_writes_a_best_config_that_fit_accepts_and_adds_trials_when_rerun(tmp_path):
+    _space(tmp_path)
+    args = ["tune", "--search", "space.yaml", "--years", "2016", "2017", "--trials", "3", "--out", "tune", *BRIEF]
+    first = run_main(args, tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = tmp_path / "tune"
+    assert {"best.yaml", "tune.md", "tune.json", "tune.png", "study.db"} <= {p.name for p in out.iterdir()}
+    assert first.stdout.count("\ntrial ") + first.stdout.startswith("trial ") == 3  # one line per trial
+    result = json.loads((out / "tune.json").read_text())
+    trials = result["trials"]
+    assert len(trials) == 3 and all(t["state"] == "complete" for t in trials)
+    assert [t["objective"] for t in trials] == sorted(t["objective"] for t in trials)  # best first
+    for trial in trials:  # the objective is the mean of the folds' own fit summaries, read another way
+        summaries = sorted((out / "trials" / f"{trial['number']:04d}").glob("runs/*/*/*/fit_summary.json"))
+        scores = [json.loads(p.read_text())["best_val_rel_mae"] for p in summaries]
+        assert len(scores) == 2 and trial["objective"] == pytest.approx(sum(scores) / 2)
+        command = (out / "trials" / f"{trial['number']:04d}" / "runs" / "val2017_seed0" / "commands.sh").read_text()
+        assert f"--data.normalisation={trial['settings']['data.normalisation']}" in command
+    best = trials[0]
+    assert result["best"]["number"] == best["number"]
+    config = yaml.safe_load((out / "best.yaml").read_text())
+    assert config["model"]["encoder_channels"] == best["settings"]["model.encoder_channels"]
+    assert config["model"]["optimizer"]["init_args"]["lr"] == best["settings"]["model.optimizer.init_args.lr"]
+    assert config["data"]["normalisation"] == best["settings"]["data.normalisation"]
+    assert config["trainer"]["max_epochs"] == best["settings"]["trainer.max_epochs"]
+    table = (out / "tune.md").read_text()
+    assert f"**Best: trial {best['number']}, mean validation relMAE {best['objective']:.4f}**" in table
+
+    from forecast.cli import ForecastCLI  # fit takes best.yaml as is, with the tuned values
+
+    cli = ForecastCLI(args=["--config", str(out / "best.yaml"), "--trainer.logger", "false"], run=False)
+    assert list(cli.model.hparams.encoder_channels) == best["settings"]["model.encoder_channels"]
+    assert cli.datamodule.hparams.normalisation == best["settings"]["data.normalisation"]
+
+    again = run_main([*args[:7], "1", *args[8:]], tmp_path)  # --trials 1: the study grows to 4 trials
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "3 trials there" in again.stdout
+    assert len(json.loads((out / "tune.json").read_text())["trials"]) == 4
+
+    other = run_main([*args, "--model.init_lam", "0.5"], tmp_path)  # other settings, same study: refused
+    assert other.returncode == 2 and "was run with other settings (fit.model.init_lam" in other.stderr
+
+
+def test_two_workers_share_one_storage(tmp_path):
+    """Two commands, as on two machines (their own --out and --seed), one study in one database."""
+    _space(tmp_path)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    base = [sys.executable, "-m", "forecast", "tune", "--search", "space.yaml", "--years", "2016", "2017"]
+    workers = [
+        subprocess.Popen(
+            [*base, "--trials", "1", "--out", f"w{i}", "--seed", str(i), "--storage", storage, *BRIEF],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in (0, 1)
+    ]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    study = optuna.load_study(study_name="forecast", storage=storage)
+    assert len(study.trials) == 2 and {t.number for t in study.trials} == {0, 1}
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    folders = {t.user_attrs["folder"] for t in study.trials}
+    assert len(folders) == 2 and all(Path(f).is_dir() and Path(f).parent.parent.name in ("w0", "w1") for f in folders)
+    # the second to finish reports the whole study
+    reports = [json.loads((tmp_path / f"w{i}" / "tune.json").read_text()) for i in (0, 1)]
+    assert max(len(r["trials"]) for r in reports) == 2
+
+
+@pytest.mark.parametrize(
+    ("space", "options", "message"),
+    [
+        (SPACE, ["--years", "2016"], "--years needs two or more distinct validation years"),
+        (SPACE, ["--years", "2003", "2016"], "year 2003: no train"),
+        (SPACE, ["--years", "2016", "2017", "--data.val_end", "2016-12-31"], "--data.val_end is set for each fold"),
+        ("model.lookbak: {int: [1, 3]}", ["--years", "2016", "2017"], "model.lookbak = 1 is not accepted by fit"),
+        ("data.normalisation: {categorical: [last, bogus]}", ["--years", "2016", "2017"], "= 'bogus' is not accepted"),
+        ("data.val_end: {categorical: ['2016-12-31']}", ["--years", "2016", "2017"], "set for each fold by the tune"),
+        ("model.dropout: {float: [0.2, 0.1]}", ["--years", "2016", "2017"], "low 0.2 is above high 0.1"),
+    ],
+)
+def test_bad_options_are_one_line_before_any_training(tmp_path, space, options, message):
+    _space(tmp_path, space)
+    result = run_main(["tune", "--search", "space.yaml", "--out", "tune", *options, *BRIEF], tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "tune" / "trials").exists()  # no training started
+
+
+def test_a_trial_whose_fit_fails_is_recorded_with_its_reason(tmp_path):
+    _space(tmp_path, "data.base_len: {categorical: [5000]}")  # builds, but no ticker is long enough to fit
+    result = run_main(["tune", "--search", "space.yaml", "--years", "2016", "2017", "--trials", "2", "--out", "tune",
+                       *BRIEF], tmp_path)  # fmt: skip
+    assert result.returncode == 2 and "no trial of the study has completed" in result.stderr
+    trials = json.loads((tmp_path / "tune" / "tune.json").read_text())["trials"]
+    assert [t["state"] for t in trials] == ["fail", "fail"]
+    assert all("fold val2016_seed0 failed" in t["reason"] and "base" in t["reason"] for t in trials), trials
+    assert "fold val2016_seed0 failed" in (tmp_path / "tune" / "tune.md").read_text()
+
+
+def test_fold_dates_of_a_trial_are_validation_only():
+    fold = FoldDates(2011, validation_only=True)
+    assert fold.arguments() == ["--data.train_end", "2010-12-31", "--data.val_end", "2011-12-31"]
