@@ -29,6 +29,7 @@ from forecast.tune.space import Dimension, SearchSpaceError, option_argument, re
 from forecast.tune.study import (
     TuneError,
     default_storage,
+    enqueue_base,
     enqueue_interrupted,
     load_study,
     open_storage,
@@ -149,6 +150,7 @@ def tune(argv: list[str]) -> None:
         seed_sampler(study, options.seed)
     from optuna.trial import TrialState
 
+    enqueue_base(study, dimensions, settings)
     enqueue_interrupted(study)  # those a killed command could not queue itself
     waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     extra = []
@@ -248,6 +250,9 @@ def write_report(
         "importances": report.importances(study),
     }
     complete = [r for r in rows if r["state"] == "complete"]
+    base = next((r for r in complete if r["base_config"]), None)
+    if base:
+        summary["base"] = {k: base[k] for k in ("number", "objective", "years")}
     if complete:
         best = complete[0]
         summary["best"] = {k: best[k] for k in ("number", "objective", "years", "settings")}

@@ -32,7 +32,9 @@ def trial_rows(study: Any, dimensions: list[Dimension], years: list[int]) -> lis
                 "seconds": trial.user_attrs.get("seconds"),
                 "settings": decode_params(dimensions, trial.params),
                 "reason": trial.user_attrs.get("fail_reason")
-                or (f"pruned after {trial.user_attrs.get('pruned_after')}" if state == "pruned" else ""),
+                or (f"pruned after {trial.user_attrs.get('pruned_after')}" if state == "pruned" else "")
+                or ("the base config's settings" if trial.user_attrs.get("base_config") else ""),
+                "base_config": bool(trial.user_attrs.get("base_config")),
                 "folder": trial.user_attrs.get("folder"),
             }
         )
@@ -114,6 +116,13 @@ def write_markdown(path: Path, summary: dict[str, Any], rows: list[dict[str, Any
             "",
         ]
         lines += [f"- `{k}`: {_setting(v)}" for k, v in best["settings"].items()]
+    base = summary.get("base")
+    if base:
+        years_text = ", ".join(f"{y}: {v:.4f}" for y, v in base["years"].items())
+        lines += [
+            "",
+            f"The base config's own settings (trial {base['number']}): {base['objective']:.4f} ({years_text}).",
+        ]
     if summary.get("importances"):
         lines += ["", "Parameter importances (PED-ANOVA over the complete trials, Optuna's default evaluator):", ""]
         lines += [f"- `{k}`: {v:.3f}" for k, v in summary["importances"].items()]

@@ -12,6 +12,7 @@ command again (or on another machine against the same storage) continue the same
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from forecast.tune.objective import INTERRUPTED, RESUMES
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 180
 STARTUP_TRIALS = 5
+CREATE_ATTEMPTS = 6
 SETTINGS_ATTR = "forecast_settings"
 
 
@@ -37,27 +39,36 @@ def open_storage(url: str) -> Any:
     """Optuna's RDB storage at ``url`` with heartbeats and retry of lost trials; one :class:`TuneError` line when
     it cannot be reached."""
     import optuna
+    import sqlalchemy.exc
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):  # workers of one machine share the file: wait for its lock rather than fail
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            return RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
-                **kwargs,
-            )
-        except Exception as exc:  # SQLAlchemy's errors for a bad URL, a missing driver, an unreachable server
-            message = " ".join(str(exc).split())[:300]
-            raise TuneError(
-                f"cannot open the study storage {redact(url)}: {message} (an SQLAlchemy URL such as "
-                "sqlite:///study.db or postgresql://user:password@host/db)"
-            ) from exc
+    for attempt in range(CREATE_ATTEMPTS):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            try:
+                return RDBStorage(
+                    url,
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+                    **kwargs,
+                )
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
+                # two workers creating the tables of a new database at once: one wins, the other sees "already
+                # exists" (measured: 4 of 6 simultaneous starts on SQLite); the tables are there a moment later
+                error: Exception = exc
+                time.sleep(0.5 * (attempt + 1))
+            except Exception as exc:  # a bad URL, a missing driver, an unreachable server: no point retrying
+                error = exc
+                break
+    message = " ".join(str(error).split())[:300]
+    raise TuneError(
+        f"cannot open the study storage {redact(url)}: {message} (an SQLAlchemy URL such as sqlite:///study.db or "
+        "postgresql://user:password@host/db)"
+    ) from error
 
 
 def redact(url: str) -> str:
@@ -144,3 +155,29 @@ def enqueue_interrupted(study: Any) -> int:
         repeated.add(origin)
         count += 1
     return count
+
+
+BASE_ATTR = "base_config"
+"""User attribute of the trial that runs the base config's own settings (the bar the search has to clear)."""
+
+
+def enqueue_base(study: Any, dimensions: list[Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """On a new study, queue first a trial with the base config's own value of every setting the space holds
+    (a value outside the space is left to the sampler); returns the values queued ({} on a study with trials)."""
+    if study.trials:
+        return {}
+    params = {}
+    for dimension in dimensions:
+        node: Any = settings
+        for part in dimension.name.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        stored = json.dumps(node) if dimension.structured else node
+        d = dimension.distribution
+        if dimension.is_categorical:
+            inside = stored in d.choices
+        else:
+            inside = isinstance(node, (int, float)) and not isinstance(node, bool) and d.low <= node <= d.high
+        if inside:
+            params[dimension.name] = stored
+    study.enqueue_trial(params, user_attrs={BASE_ATTR: True})
+    return params
