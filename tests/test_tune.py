@@ -295,3 +295,14 @@ def test_workers_creating_a_new_storage_at_once_both_open_it(tmp_path):
         url = f"sqlite:///{tmp_path / f'new{round_}.db'}"
         pair = [subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, text=True) for _ in "ab"]
         assert [p.communicate(timeout=120)[0].strip() for p in pair] == ["ok", "ok"]
+
+
+def test_help_lists_tune_and_its_options():
+    top = subprocess.run([sys.executable, "-m", "forecast", "--help"], capture_output=True, text=True)
+    assert top.returncode == 0 and "  tune " in top.stdout
+    done = subprocess.run([sys.executable, "-m", "forecast", "tune", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and all(f"--{o}" in done.stdout for o in ("search", "years", "trials", "storage"))
+    assert "optuna" not in subprocess.run(
+        [sys.executable, "-c", "import sys, forecast, forecast.main; print(sorted(sys.modules))"],
+        capture_output=True, text=True,
+    ).stdout  # fmt: skip
