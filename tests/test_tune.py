@@ -210,6 +210,10 @@ def test_tune_end_to_end_writes_a_best_config_that_fit_accepts_and_adds_trials_w
     cli = ForecastCLI(args=["--config", str(out / "best.yaml"), "--trainer.logger", "false"], run=False)
     assert list(cli.model.hparams.encoder_channels) == best["settings"]["model.encoder_channels"]
     assert cli.datamodule.hparams.normalisation == best["settings"]["data.normalisation"]
+    from forecast.backtest.cli import build_as_fit  # and backtest's checks pass on it, as they would before its folds
+
+    _, settings = build_as_fit(["--config", str(out / "best.yaml")], FoldDates(2017))
+    assert settings["model"]["encoder_channels"] == best["settings"]["model.encoder_channels"]
 
     again = run_main([*args[:7], "1", *args[8:]], tmp_path)  # --trials 1: the study grows to 4 trials
     assert again.returncode == 0, again.stderr[-3000:]
