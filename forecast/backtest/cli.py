@@ -50,14 +50,17 @@ OWNED = {
 FOLD_KEYS = ("seed_everything", "data.train_end", "data.val_end", "data.test_end", "trainer.default_root_dir")
 
 
-class _Parser(argparse.ArgumentParser):
+class CommandParser(argparse.ArgumentParser):
+    """The parser of a command of this tool that is not LightningCLI's (``backtest``, ``tune``): a bad option raises
+    ``argparse.ArgumentError``, which :func:`forecast.terminal.run` prints as one line with exit 2."""
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise argparse.ArgumentError(None, message)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The backtest's own options (everything else is a fit option, given to every fold)."""
-    parser = _Parser(
+    parser = CommandParser(
         prog="python -m forecast backtest",
         description="Walk-forward backtest: one fit per test year and seed, scored on that year, with a "
         "Diebold–Mariano test against the year's best simple baseline, and the forecasts' cross-sectional signal. "
@@ -120,7 +123,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 @contextlib.contextmanager
-def _quiet_lightning() -> Iterator[None]:
+def quiet_lightning() -> Iterator[None]:
     """Building the trainer once as a check prints Lightning's device lines: not useful here."""
     loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
     levels = [logger.level for logger in loggers]
@@ -140,7 +143,7 @@ def build_as_fit(fit_args: list[str], fold: FoldDates) -> tuple[Any, dict[str, A
     """
     from forecast.cli import ForecastCLI
 
-    with _quiet_lightning():
+    with quiet_lightning():
         try:
             cli = ForecastCLI(args=[*fit_args, *fold.arguments()], run=False)
         except argparse.ArgumentError as exc:  # the fit options are fit's: point at fit's help

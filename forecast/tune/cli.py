@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from forecast.backtest.cli import OWNED, _quiet_lightning, build_as_fit
+from forecast.backtest.cli import OWNED, CommandParser, quiet_lightning, build_as_fit
 from forecast.backtest.folds import BacktestError, FoldDates, check_years
 from forecast.data.errors import plural
 from forecast.tune import report
@@ -41,14 +41,9 @@ TUNE_OWNED = {key: by for key, by in OWNED.items() if key != "seed_everything"}
 """Fit options set for every fold by the tune (``seed_everything`` stays the user's: it seeds every fit)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise argparse.ArgumentError(None, message)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The tune's own options (everything else is a fit option, given to every trial's folds)."""
-    parser = _Parser(
+    parser = CommandParser(
         prog="python -m forecast tune",
         description="Hyperparameter search with Optuna (TPE, median pruning after each year): each trial fits the "
         "search space's settings once per validation year and scores the mean best validation relMAE. Options "
@@ -99,7 +94,7 @@ def check_space(dimensions: list[Dimension], fit_args: list[str], fold: FoldDate
         for value in dimension.corners():
             args = [*fit_args, *fold.arguments(), option_argument(dimension.name, value)]
             try:
-                with _quiet_lightning():
+                with quiet_lightning():
                     ForecastCLI(args=args, run=False)
             except (argparse.ArgumentError, ValueError, TypeError) as exc:
                 message = " ".join(str(exc).split())
@@ -112,7 +107,7 @@ def base_config(fit_args: list[str], settings: dict[str, Any]) -> dict[str, Any]
     """The user's fit settings, resolved, with the data source as the tune resolved it: ``best.yaml``'s base."""
     from forecast.cli import ForecastCLI
 
-    with _quiet_lightning():
+    with quiet_lightning():
         cli = ForecastCLI(args=fit_args, run=False)
     config = yaml.safe_load(cli.parser.dump(cli.config, skip_check=True))
     config["data"]["source"], config["data"]["path"] = settings["data"]["source"], settings["data"]["path"]
