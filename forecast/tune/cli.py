@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from forecast.backtest.cli import OWNED, CommandParser, quiet_lightning, build_as_fit
+from forecast.backtest.cli import OWNED, CommandParser, build_as_fit, quiet_lightning
 from forecast.backtest.folds import BacktestError, FoldDates, check_years
 from forecast.data.errors import plural
 from forecast.tune import report
