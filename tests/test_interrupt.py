@@ -133,5 +133,5 @@ def test_ctrl_c_during_a_tune_queues_the_trial_again(tmp_path):
     assert queued.system_attrs["fixed_params"] == trial.params
     again = run_main([*args[:7], "0", *args[8:], "--trainer.max_epochs", "50", "--trainer.limit_train_batches", "8"],
                      tmp_path)  # fmt: skip
-    assert "2 trials there, 1 waiting (interrupted trials run again first)" in again.stdout, again.stdout
+    assert "2 trials there, 1 queued to run first" in again.stdout, again.stdout
     assert len(optuna.load_study(study_name="forecast", storage=storage).trials) == 2  # not queued twice

@@ -310,3 +310,19 @@ def test_help_lists_tune_and_its_options():
         [sys.executable, "-c", "import sys, forecast, forecast.main; print(sorted(sys.modules))"],
         capture_output=True, text=True,
     ).stdout  # fmt: skip
+
+
+def test_every_fit_of_a_trial_takes_the_configs_seed(tmp_path):
+    from forecast.tune.study import SETTINGS_ATTR
+
+    _space(tmp_path, "model.dropout: {float: [0.0, 0.1]}")
+    args = ["tune", "--search", "space.yaml", "--years", "2016", "2017", "--trials", "1", "--out", "tune"]
+    done = run_main([*args, *BRIEF, "--seed_everything", "7"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "every fit seeded 7" in done.stdout
+    commands = (tmp_path / "tune" / "trials" / "0000" / "runs" / "val2016_seed7" / "commands.sh").read_text()
+    assert commands.rstrip().endswith("--test_after_fit false") and "--seed_everything 7" in commands
+    study = optuna.load_study(study_name="forecast", storage=f"sqlite:///{tmp_path / 'tune' / 'study.db'}")
+    assert study.user_attrs[SETTINGS_ATTR]["fit_seed"] == 7
+    other = run_main([*args, *BRIEF, "--seed_everything", "8"], tmp_path)  # another seed: another search
+    assert other.returncode == 2 and "fit_seed: 7 there, 8 now" in other.stderr

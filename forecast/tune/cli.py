@@ -130,6 +130,10 @@ def tune(argv: list[str]) -> None:
     except BacktestError as exc:
         raise TuneError(str(exc)) from exc
     check_space(dimensions, fit_args, first)
+    base = base_config(fit_args, settings)
+    # every fit of every trial has one seed: the config's (an int), else 0 (seed_everything: true would draw one)
+    seed = base.get("seed_everything")
+    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -139,6 +143,7 @@ def tune(argv: list[str]) -> None:
         "fit": {**settings, "data": {k: v for k, v in settings["data"].items() if k != "path"}},
         "space": yaml.safe_load(Path(options.search).read_text()),
         "years": options.years,
+        "fit_seed": seed,
     }
     study = load_study(open_storage(url), options.study_name, defining)
     if options.trials:
@@ -151,13 +156,12 @@ def tune(argv: list[str]) -> None:
     extra = []
     if options.jobs > 1 and settings.get("torch_threads") is None:  # N trials sharing the cores
         extra = ["--torch_threads", str(max(1, (os.cpu_count() or 1) // options.jobs))]
-    seed = int(settings.get("seed_everything") or 0)
     objective = Objective(out, fit_args, extra, dimensions, options.years, seed)
     print(
         f"tune: study {options.study_name!r} in {redact(url)}, {plural(len(study.trials), 'trial')} there"
-        f"{f', {waiting} waiting (interrupted trials run again first)' if waiting else ''}; {options.trials} more, "
-        f"{options.jobs} "
-        f"at a time; fold logs in {out / 'trials'}/<trial>/runs/<fold>/fold.log",
+        f"{f', {waiting} queued to run first (the base settings, interrupted trials)' if waiting else ''}; "
+        f"{options.trials} more, {options.jobs} at a time, every fit seeded {seed}; fold logs in "
+        f"{out / 'trials'}/<trial>/runs/<fold>/fold.log",
         flush=True,
     )
     try:
@@ -165,7 +169,7 @@ def tune(argv: list[str]) -> None:
     except KeyboardInterrupt:
         enqueue_interrupted(study)
         raise
-    write_report(out, study, dimensions, options, fit_args, settings, started)
+    write_report(out, study, dimensions, options, fit_args, base, started)  # base: best.yaml's starting point
 
 
 def run_trials(study: Any, objective: Objective, trials: int, jobs: int, started: float) -> None:
@@ -214,7 +218,7 @@ def progress_line(study: Any, trial: Any, elapsed: float) -> str:
 
 def write_report(
     out: Path, study: Any, dimensions: list[Dimension], options: argparse.Namespace, fit_args: list[str],
-    settings: dict[str, Any], started: float,
+    base_settings: dict[str, Any], started: float,
 ) -> None:  # fmt: skip
     """``tune.md``, ``tune.json``, ``tune.png`` and (once a trial is complete) ``best.yaml``; print where they are."""
     import json
@@ -245,9 +249,9 @@ def write_report(
         "importances": report.importances(study),
     }
     complete = [r for r in rows if r["state"] == "complete"]
-    base = next((r for r in complete if r["base_config"]), None)
-    if base:
-        summary["base"] = {k: base[k] for k in ("number", "objective", "years")}
+    base_row = next((r for r in complete if r["base_config"]), None)
+    if base_row:
+        summary["base"] = {k: base_row[k] for k in ("number", "objective", "years")}
     if complete:
         best = complete[0]
         summary["best"] = {k: best[k] for k in ("number", "objective", "years", "settings")}
@@ -255,7 +259,7 @@ def write_report(
             f"forecast tune: trial {best['number']} of study {options.study_name!r}, mean validation relMAE "
             f"{best['objective']:.4f} on {', '.join(map(str, options.years))}\n{command}"
         )
-        report.write_best(out / "best.yaml", base_config(fit_args, settings), best["settings"], header)
+        report.write_best(out / "best.yaml", base_settings, best["settings"], header)
     report.write_markdown(out / "tune.md", summary, rows, options.years)
     write_atomic(out / "tune.json", lambda tmp: tmp.write_text(json.dumps({**summary, "trials": rows}, indent=2)))
     report.write_figure(out / "tune.png", rows, summary["importances"])
