@@ -130,8 +130,9 @@ def test_ctrl_c_during_a_tune_queues_the_trial_again(tmp_path):
     assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
     # queued again with its settings, to continue in its folder; the same command runs it first
     assert queued.state == optuna.trial.TrialState.WAITING and queued.user_attrs["resumes"] == 0
-    assert queued.system_attrs["fixed_params"] == trial.params
     again = run_main([*args[:7], "0", *args[8:], "--trainer.max_epochs", "50", "--trainer.limit_train_batches", "8"],
                      tmp_path)  # fmt: skip
     assert "2 trials there, 1 queued to run first" in again.stdout, again.stdout
-    assert len(optuna.load_study(study_name="forecast", storage=storage).trials) == 2  # not queued twice
+    study = optuna.load_study(study_name="forecast", storage=storage)
+    assert len(study.trials) == 2  # not queued twice
+    assert study.ask().suggest_float("model.dropout", 0.0, 0.2) == trial.params["model.dropout"]  # same settings

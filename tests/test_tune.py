@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import optuna
 import pytest
+import torch
 import yaml
 from conftest import CUSTOM
 from helpers import run_main
@@ -17,7 +18,7 @@ from helpers import run_main
 from forecast.backtest.folds import FoldDates
 from forecast.tune import objective as objective_module
 from forecast.tune import report
-from forecast.tune.objective import INTERRUPTED, RESUMES, Objective
+from forecast.tune.objective import FOLDER_NUMBER, INTERRUPTED, RESUMES, Objective
 from forecast.tune.space import SearchSpaceError, option_argument, read_space
 from forecast.tune.study import enqueue_base, enqueue_interrupted, load_study, redact, seed_sampler
 
@@ -67,7 +68,10 @@ def test_search_space_gives_optuna_distributions(tmp_path):
         ("trainer.max_epochs: {int: [1.5, 3]}", "two finite ints"),
         ("model.dropout: {float: [0, 1], scale: log}", "unknown key(s) ['scale']"),
         ("model.dropout: {categorical: []}", "non-empty list"),
-        ("model.dropout: {categorical: [0.1, 0.1]}", "repeated"),
+        ("model.dropout: {categorical: [0.1, 0.1]}", "choices 0.1 and 0.1 are equal"),
+        ("model.members: {categorical: [1, true]}", "choices 1 and True are equal"),
+        ("model.members: {categorical: [2, 2.0]}", "choices 2 and 2.0 are equal"),
+        ("trainer.max_epochs: {int: [1, 9], step: 1.5}", "step must be an integer > 0"),
         ("--model.dropout: {categorical: [0.1]}", "without '--'"),
         ("model.dropout: [0, 1", "not valid YAML"),
         ("[1, 2]", "must map option names to distributions"),
@@ -80,17 +84,28 @@ def test_bad_search_spaces_are_named(tmp_path, text, message):
 
 
 class _FakeRunner:
-    """Stands in for FoldRunner: each fold's best validation relMAE comes from ``SCORES[(lr, year)]``."""
+    """Stands in for FoldRunner: each fold's best validation relMAE comes from ``SCORES[(lr, year)]`` (a missing
+    entry: the fit left no summary), and each run of a fold adds 10 s to its record."""
 
     SCORES: ClassVar[dict] = {}
+    DURING_RUN: ClassVar[list] = []  # called with the fold while it "runs"
 
     def __init__(self, out, fit_args, extra):
         self.out, self.lr = out, float(fit_args[-1].split("=")[1])
+        self.seconds: dict = {}
+
+    def record(self, fold):
+        return {"seconds": self.seconds.get(fold.name, 0.0)}
 
     def run(self, fold):
-        return {"seconds": 10.0}
+        self.seconds[fold.name] = self.seconds.get(fold.name, 0.0) + 10.0
+        for call in self.DURING_RUN:
+            call(fold)
+        return self.record(fold)
 
     def fit_summary(self, fold):
+        if (self.lr, fold.dates.year) not in self.SCORES:
+            raise FileNotFoundError("no fit_summary.json")
         return {"best_val_rel_mae": self.SCORES[(self.lr, fold.dates.year)]}
 
     def root(self, fold):
@@ -120,24 +135,54 @@ def test_objective_is_the_mean_over_years_and_the_median_pruner_stops_a_bad_tria
     assert savings == pytest.approx({"spent_seconds": 110.0, "saved_seconds": 10.0, "saved_fraction": 10 / 120})
 
 
+def test_a_fit_without_a_score_fails_the_trial_and_ctrl_c_between_folds_stops_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(objective_module, "FoldRunner", _FakeRunner)
+    _space(tmp_path, "model.optimizer.init_args.lr: {categorical: [0.1, 0.2]}")
+    dims = read_space(tmp_path / "space.yaml")
+    _FakeRunner.SCORES = {(0.1, 2015): 0.9, (0.2, 2015): 0.9}  # no summary for 2016 (e.g. --trainer.logger false)
+    study = load_study(optuna.storages.InMemoryStorage(), "s", {"fit": {}})
+    objective = Objective(tmp_path, [], [], dims, [2015, 2016], seed=0)
+    study.enqueue_trial({"model.optimizer.init_args.lr": 0.1})
+    study.optimize(objective, n_trials=1, catch=(objective_module.TrialFailedError,))
+    failed = study.trials[0]
+    assert failed.state == optuna.trial.TrialState.FAIL and failed.user_attrs["seconds"] == 20.0
+    assert failed.user_attrs["fail_reason"].startswith("fold val2016_seed0 wrote no fit_summary.json")
+    # Ctrl-C while the first year's fit runs: the second year's fit never starts, and the trial is queued again
+    monkeypatch.setattr(_FakeRunner, "DURING_RUN", [lambda fold: objective.stopping.set()])
+    study.enqueue_trial({"model.optimizer.init_args.lr": 0.2})
+    study.optimize(objective, n_trials=1, catch=(objective_module.TrialFailedError,))
+    stopped = study.trials[1]
+    assert stopped.user_attrs["fail_reason"] == INTERRUPTED and stopped.user_attrs["seconds"] == 10.0
+    assert "val_2015" in stopped.user_attrs and "val_2016" not in stopped.user_attrs
+
+
 def test_an_interrupted_trial_runs_again_first_in_its_own_folder(tmp_path):
     dims = read_space(_space(tmp_path))
     study = load_study(optuna.storages.InMemoryStorage(), "s", {"fit": {}})
     objective = Objective(tmp_path, [], [], dims, [2015, 2016], seed=0)
     params = {"model.optimizer.init_args.lr": 0.002, "model.encoder_channels": "[4, 8]"}
     params |= {"data.normalisation": "last", "trainer.max_epochs": 2}
-    study.enqueue_trial(params)
-    trial = study.ask()
-    trial.set_user_attr("fail_reason", INTERRUPTED)
-    for dim in dims:
-        dim.sample(trial)
-    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial(params, user_attrs={"base_config": True})
+
+    def interrupted(trial):
+        trial.set_user_attr(FOLDER_NUMBER, objective.folder_number(trial))
+        trial.set_user_attr("fail_reason", INTERRUPTED)
+        for dim in dims:
+            dim.sample(trial)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    interrupted(study.ask())
     assert enqueue_interrupted(study) == 1 and enqueue_interrupted(study) == 0  # queued once
     again = study.ask()
-    assert again.number == 1 and again.user_attrs[RESUMES] == 0
+    assert again.number == 1 and again.user_attrs[RESUMES] == 0 and again.user_attrs["base_config"]
     assert {d.name: d.sample(again) for d in dims}["model.encoder_channels"] == [4, 8]
     assert objective.folder(again) == tmp_path / "trials" / "0000"  # the first trial's finished folds are kept
-    assert objective.folder(study.ask()) == tmp_path / "trials" / "0002"
+    interrupted(again)  # interrupted a second time: queued again, still for folder 0, still the base settings
+    assert enqueue_interrupted(study) == 1
+    third = study.ask()
+    assert objective.folder(third) == tmp_path / "trials" / "0000" and third.user_attrs["base_config"]
+    assert {d.name: d.sample(third) for d in dims}["model.optimizer.init_args.lr"] == 0.002
+    assert objective.folder(study.ask()) == tmp_path / "trials" / "0003"
 
 
 def test_the_base_settings_are_queued_first_where_the_space_holds_them(tmp_path):
@@ -244,6 +289,7 @@ def test_two_workers_share_one_storage(tmp_path):
     study = optuna.load_study(study_name="forecast", storage=storage)
     assert len(study.trials) == 2 and {t.number for t in study.trials} == {0, 1}
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert sum(bool(t.user_attrs.get("base_config")) for t in study.trials) == 1  # one worker created the study
     folders = {t.user_attrs["folder"] for t in study.trials}
     assert len(folders) == 2 and all(Path(f).is_dir() and Path(f).parent.parent.name in ("w0", "w1") for f in folders)
     # the second to finish reports the whole study
@@ -274,14 +320,23 @@ def test_bad_options_are_one_line_before_any_training(tmp_path, space, options, 
 
 
 def test_a_trial_whose_fit_fails_is_recorded_with_its_reason(tmp_path):
-    _space(tmp_path, "data.base_len: {categorical: [5000]}")  # builds, but no ticker is long enough to fit
+    _space(tmp_path, "data.channels: {categorical: [[Close, Bogus]]}")  # builds; the data has no such column
     result = run_main(["tune", "--search", "space.yaml", "--years", "2016", "2017", "--trials", "2", "--out", "tune",
                        *BRIEF], tmp_path)  # fmt: skip
     assert result.returncode == 2 and "no trial of the study has completed" in result.stderr
     trials = json.loads((tmp_path / "tune" / "tune.json").read_text())["trials"]
     assert [t["state"] for t in trials] == ["fail", "fail"]
-    assert all("fold val2016_seed0 failed" in t["reason"] and "base" in t["reason"] for t in trials), trials
+    assert all(t["reason"].startswith("fold val2016_seed0 failed: synthetic: missing column(s) Bogus") for t in trials)
     assert "fold val2016_seed0 failed" in (tmp_path / "tune" / "tune.md").read_text()
+
+
+def test_a_searched_window_length_the_years_cannot_hold_is_one_line(tmp_path):
+    _space(tmp_path, "data.base_len: {int: [20, 5000]}")
+    result = run_main(["tune", "--search", "space.yaml", "--years", "2016", "2017", "--out", "tune", *BRIEF], tmp_path)
+    assert (
+        result.returncode == 2 and "windows of 5000 + 5 days" in result.stderr and "data.base_len 5000" in result.stderr
+    )
+    assert not (tmp_path / "tune").exists()
 
 
 def test_fold_dates_of_a_trial_are_validation_only():
@@ -326,3 +381,28 @@ def test_every_fit_of_a_trial_takes_the_configs_seed(tmp_path):
     assert study.user_attrs[SETTINGS_ATTR]["fit_seed"] == 7
     other = run_main([*args, *BRIEF, "--seed_everything", "8"], tmp_path)  # another seed: another search
     assert other.returncode == 2 and "fit_seed: 7 there, 8 now" in other.stderr
+
+
+def test_best_yaml_is_fits_own_parse_so_a_shorthand_key_lands_where_fit_reads_it(tmp_path):
+    from forecast.cli import ForecastCLI
+    from forecast.tune.cli import base_config
+
+    args = ["--config", "configs/djia.yaml", "--data.source", "synthetic", "--model.optimizer.lr=0.02"]
+    config = base_config(args, {"data": {"source": "synthetic", "path": None}})
+    assert config["model"]["optimizer"]["init_args"]["lr"] == 0.02 and "lr" not in config["model"]["optimizer"]
+    report.write_best(tmp_path / "best.yaml", config, "a header\nof two lines")
+    text = (tmp_path / "best.yaml").read_text()
+    assert text.startswith("# a header\n# of two lines\n")
+    cli = ForecastCLI(args=["--config", str(tmp_path / "best.yaml"), "--trainer.logger", "false"], run=False)
+    optimizer = cli.model.optimizer_factory([torch.nn.Parameter(torch.zeros(1))])
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["lr"] == 0.02
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line_and_leaves_no_folder(tmp_path):
+    _space(tmp_path)
+    options = ["--years", "2016", "2017", "--out", "tune", "--storage", "nosuchdb://host/x", *BRIEF]
+    result = run_main(["tune", "--search", "space.yaml", *options], tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot open the study storage nosuchdb://host/x")
+    assert not (tmp_path / "tune").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -39,6 +40,13 @@ from forecast.tune.study import (
 
 TUNE_OWNED = {key: by for key, by in OWNED.items() if key != "seed_everything"}
 """Fit options set for every fold by the tune (``seed_everything`` stays the user's: it seeds every fit)."""
+
+NOT_SEARCHED = {
+    **dict.fromkeys(TUNE_OWNED, "is set for each fold by the tune"),
+    "seed_everything": "is one seed for every fit (the config's): a seed is not a setting to tune",
+    "torch_threads": "sets speed, not the model (and the tune sets it for --jobs N)",
+}
+"""Options the search space may not hold, and why."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,9 +96,8 @@ def check_space(dimensions: list[Dimension], fit_args: list[str], fold: FoldDate
     from forecast.cli import ForecastCLI
 
     for dimension in dimensions:
-        key = dimension.name.split(".", 1)[0] if dimension.name.startswith("trainer.") else dimension.name
-        if dimension.name in TUNE_OWNED or key in TUNE_OWNED:
-            raise TuneError(f"search space: {dimension.name} is set for each fold by the tune; remove it")
+        if dimension.name in NOT_SEARCHED:
+            raise TuneError(f"search space: {dimension.name} {NOT_SEARCHED[dimension.name]}; remove it")
         for value in dimension.corners():
             args = [*fit_args, *fold.arguments(), option_argument(dimension.name, value)]
             try:
@@ -103,8 +110,23 @@ def check_space(dimensions: list[Dimension], fit_args: list[str], fold: FoldDate
                 ) from exc
 
 
+def check_window_years(datamodule: Any, dimensions: list[Dimension], years: list[int]) -> None:
+    """Every year must have windows for the base config and for both ends of a searched base_len or horizon."""
+    lengths = {"data.base_len": [datamodule.hparams.base_len], "data.horizon": [datamodule.hparams.horizon]}
+    for dimension in dimensions:
+        if dimension.name in lengths:
+            lengths[dimension.name] += dimension.corners()
+    for base_len in lengths["data.base_len"]:
+        for horizon in lengths["data.horizon"]:
+            try:
+                check_years(datamodule.panel, int(base_len), int(horizon), years, True)
+            except BacktestError as exc:
+                raise TuneError(f"{exc} (data.base_len {base_len}, data.horizon {horizon})") from exc
+
+
 def base_config(fit_args: list[str], settings: dict[str, Any]) -> dict[str, Any]:
-    """The user's fit settings, resolved, with the data source as the tune resolved it: ``best.yaml``'s base."""
+    """The fit settings of ``fit_args``, resolved by fit's own parser, with the data source as the tune resolved it:
+    ``best.yaml`` is this for the user's options followed by the best trial's."""
     from forecast.cli import ForecastCLI
 
     with quiet_lightning():
@@ -126,32 +148,24 @@ def tune(argv: list[str]) -> None:
     first = FoldDates(options.years[0], validation_only=True)
     try:
         datamodule, settings = build_as_fit(fit_args, first)
-        check_years(datamodule.panel, datamodule.hparams.base_len, datamodule.hparams.horizon, options.years, True)
     except BacktestError as exc:
         raise TuneError(str(exc)) from exc
     check_space(dimensions, fit_args, first)
+    check_window_years(datamodule, dimensions, options.years)
     base = base_config(fit_args, settings)
     # every fit of every trial has one seed: the config's (an int), else 0 (seed_everything: true would draw one)
     seed = base.get("seed_everything")
     seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TuneError(f"cannot create --out {out}: {exc.strerror or exc}; choose another folder") from exc
-    url = options.storage or default_storage(out)
     defining = {  # what makes two runs the same search; the data's path differs between machines
         "fit": {**settings, "data": {k: v for k, v in settings["data"].items() if k != "path"}},
         "space": yaml.safe_load(Path(options.search).read_text()),
         "years": options.years,
         "fit_seed": seed,
     }
-    study = load_study(open_storage(url), options.study_name, defining)
-    if options.trials:
-        seed_sampler(study, options.seed)
+    url = options.storage or default_storage(out)
+    study = open_study(out, url, options, defining, lambda new: enqueue_base(new, dimensions, settings))
     from optuna.trial import TrialState
 
-    enqueue_base(study, dimensions, settings)
-    enqueue_interrupted(study)  # those a killed command could not queue itself
     waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     extra = []
     if options.jobs > 1 and settings.get("torch_threads") is None:  # N trials sharing the cores
@@ -169,14 +183,33 @@ def tune(argv: list[str]) -> None:
     except KeyboardInterrupt:
         enqueue_interrupted(study)
         raise
-    write_report(out, study, dimensions, options, fit_args, base, started)  # base: best.yaml's starting point
+    write_report(out, study, dimensions, options, fit_args, settings, started)
+
+
+def open_study(out: Path, url: str, options: argparse.Namespace, defining: dict[str, Any], on_create: Any) -> Any:
+    """Create ``out``, open the storage and the study (created with ``defining`` and ``on_create`` if new), seed
+    the sampler when trials will run; on a refusal, a folder this call created is removed again."""
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TuneError(f"cannot create --out {out}: {exc.strerror or exc}; choose another folder") from exc
+    try:
+        study = load_study(open_storage(url), options.study_name, defining, on_create)
+        if options.trials:
+            seed_sampler(study, options.seed)
+    except TuneError:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return study
 
 
 def run_trials(study: Any, objective: Objective, trials: int, jobs: int, started: float) -> None:
     """``trials`` trials, ``jobs`` at a time (threads; each trial's fits are processes), one line per finished trial."""
 
     def finished(study: Any, trial: Any) -> None:
-        print(progress_line(study, trial, time.monotonic() - started), flush=True)
+        print(report.progress_line(study, trial, time.monotonic() - started), flush=True)
         if objective.stopping.is_set():
             study.stop()
 
@@ -192,33 +225,14 @@ def run_trials(study: Any, objective: Objective, trials: int, jobs: int, started
                 done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
                 for future in done:
                     future.result()
-        except KeyboardInterrupt:  # before the pool waits for its threads: no new trial may start
-            objective.stop()
+        except BaseException:  # Ctrl-C, or a worker's unexpected error: before the pool waits for its threads,
+            objective.stop()  # no new trial may start and the fits under way end
             raise
-
-
-def progress_line(study: Any, trial: Any, elapsed: float) -> str:
-    """``trial N complete: 0.9871 (2010 0.9901, ...) | best 0.9850 (trial 3) | 78 s | 12:03 elapsed``."""
-    years = [f"{k[4:]} {v:.4f}" for k, v in trial.user_attrs.items() if k.startswith("val_")]
-    state = trial.state.name.lower()
-    if state == "complete":
-        what = f"complete: {trial.value:.4f} ({', '.join(years)})"
-    elif state == "pruned":
-        what = f"pruned after {trial.user_attrs.get('pruned_after')} ({', '.join(years)})"
-    else:
-        what = f"{state}: {trial.user_attrs.get('fail_reason', 'see the log')}"
-    try:
-        best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
-    except ValueError:
-        best = "no complete trial yet"
-    minutes, seconds = divmod(int(elapsed), 60)
-    seconds_spent = trial.user_attrs.get("seconds", 0)
-    return f"trial {trial.number} {what} | {best} | {seconds_spent:.0f} s | {minutes}:{seconds:02d} elapsed"
 
 
 def write_report(
     out: Path, study: Any, dimensions: list[Dimension], options: argparse.Namespace, fit_args: list[str],
-    base_settings: dict[str, Any], started: float,
+    settings: dict[str, Any], started: float,
 ) -> None:  # fmt: skip
     """``tune.md``, ``tune.json``, ``tune.png`` and (once a trial is complete) ``best.yaml``; print where they are."""
     import json
@@ -228,8 +242,10 @@ def write_report(
     rows = report.trial_rows(study, dimensions, options.years)
     states = {s: sum(r["state"] == s for r in rows) for s in ("complete", "pruned", "fail", "running")}
     savings = report.pruning_savings(rows, options.years)
+    storage = ["--storage", redact(options.storage)] if options.storage else []
     command = shlex.join(["python", "-m", "forecast", "tune", *fit_args, "--search", options.search, "--years",
-                          *map(str, options.years), "--out", options.out])  # fmt: skip
+                          *map(str, options.years), "--out", options.out, "--study_name", options.study_name,
+                          "--seed", str(options.seed), *storage])  # fmt: skip
     facts = {
         "validation years": ", ".join(map(str, options.years)),
         "trials": ", ".join(f"{n} {s}" for s, n in states.items() if n),
@@ -259,7 +275,8 @@ def write_report(
             f"forecast tune: trial {best['number']} of study {options.study_name!r}, mean validation relMAE "
             f"{best['objective']:.4f} on {', '.join(map(str, options.years))}\n{command}"
         )
-        report.write_best(out / "best.yaml", base_settings, best["settings"], header)
+        best_args = [option_argument(name, value) for name, value in best["settings"].items()]
+        report.write_best(out / "best.yaml", base_config([*fit_args, *best_args], settings), header)
     report.write_markdown(out / "tune.md", summary, rows, options.years)
     write_atomic(out / "tune.json", lambda tmp: tmp.write_text(json.dumps({**summary, "trials": rows}, indent=2)))
     report.write_figure(out / "tune.png", rows, summary["importances"])

@@ -12,7 +12,7 @@ import math
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from forecast.backtest.folds import FoldDates
 from forecast.backtest.runner import Fold, FoldFailedError, FoldRunner
@@ -20,6 +20,9 @@ from forecast.tune.space import Dimension, option_argument, suggest
 
 INTERRUPTED = "interrupted (Ctrl-C)"
 """The fail reason of a trial stopped by Ctrl-C: the next run of the command repeats it, in the same folder."""
+
+FOLDER_NUMBER = "folder_number"
+"""User attribute: the number of the folder a trial runs in (its own, or that of the trial it repeats)."""
 
 RESUMES = "resumes"
 """User attribute of a trial that repeats an interrupted or lost one: the number whose folder it continues."""
@@ -56,8 +59,9 @@ class Objective:
         self._runners: list[FoldRunner] = []
         self._lock = threading.Lock()
 
-    def folder(self, trial: Any) -> Path:
-        """The trial's folder: its own number's, or that of the trial it repeats (so finished folds are kept)."""
+    def folder_number(self, trial: Any) -> int:
+        """The number whose folder the trial runs in: its own, or that of the trial it repeats (an interrupted
+        one queued again, or one of a killed worker retried), so that finished folds are kept."""
         import optuna
         from optuna.storages import RetryHeartbeatStaleTrialCallback
 
@@ -66,57 +70,82 @@ class Objective:
             frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
             with warnings.catch_warnings():  # experimental since Optuna 2.8, and the documented way
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                number = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
-        return self.out / "trials" / f"{trial.number if number is None else number:04d}"
+                original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+            if original is not None:  # the folder the original ran in (itself perhaps a repeat)
+                origin = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == original)
+                number = origin.user_attrs.get(FOLDER_NUMBER, original)
+        return trial.number if number is None else int(number)
+
+    def folder(self, trial: Any) -> Path:
+        """The trial's folder: ``OUT/trials/{folder_number:04d}``."""
+        return self.out / "trials" / f"{self.folder_number(trial):04d}"
 
     def __call__(self, trial: Any) -> float:
-        import optuna
-
         settings = suggest(trial, self.dimensions)
-        if self.stopping.is_set():  # Ctrl-C came as this trial began: it runs again first next time
-            trial.set_user_attr("fail_reason", INTERRUPTED)
-            raise TrialFailedError(INTERRUPTED)
+        number = self.folder_number(trial)
+        trial.set_user_attr(FOLDER_NUMBER, number)
         runner = FoldRunner(
-            self.folder(trial),
+            self.out / "trials" / f"{number:04d}",
             [*self.fit_args, *(option_argument(k, v) for k, v in settings.items())],
             self.extra_fit_args,
         )
         trial.set_user_attr("folder", str(runner.out))
         with self._lock:
             self._runners.append(runner)
-        scores: dict[int, float] = {}
-        seconds = 0.0
         try:
-            for step, year in enumerate(self.years):
-                fold = Fold(FoldDates(year, validation_only=True), self.seed)
-                try:
-                    seconds += runner.run(fold)["seconds"]
-                except FoldFailedError as exc:
-                    if exc.returncode in (130, -2):  # the fit got Ctrl-C: so did this command; start no more trials
-                        self.stopping.set()
-                    reason = INTERRUPTED if self.stopping.is_set() else str(exc)
-                    trial.set_user_attr("fail_reason", reason)
-                    raise TrialFailedError(reason) from exc
-                finally:
-                    trial.set_user_attr("seconds", seconds)
-                score = float(runner.fit_summary(fold)["best_val_rel_mae"])
-                if not math.isfinite(score):
-                    reason = f"validation relMAE of {year} is {score} (the fit diverged?); log: {runner.root(fold)}"
-                    trial.set_user_attr("fail_reason", reason)
-                    raise TrialFailedError(reason)
-                scores[year] = score
-                trial.set_user_attr(f"val_{year}", score)
-                trial.report(sum(scores.values()) / len(scores), step)
-                if step < len(self.years) - 1 and trial.should_prune():
-                    trial.set_user_attr("pruned_after", year)
-                    raise optuna.TrialPruned(f"pruned after {year}")
+            return self._run_years(trial, runner)
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", INTERRUPTED)
             raise
         finally:
             with self._lock:
                 self._runners.remove(runner)
+
+    def _run_years(self, trial: Any, runner: FoldRunner) -> float:
+        import optuna
+
+        scores: dict[int, float] = {}
+        seconds = 0.0
+        for step, year in enumerate(self.years):
+            if self.stopping.is_set():  # Ctrl-C came between folds: the trial runs again first next time
+                self._fail(trial, INTERRUPTED)
+            fold = Fold(FoldDates(year, validation_only=True), self.seed)
+            before = runner.record(fold)["seconds"]  # a repeated trial's finished folds cost nothing now
+            try:
+                runner.run(fold)
+            except FoldFailedError as exc:
+                if exc.returncode in (130, -2):  # the fit got Ctrl-C: so did this command; start no more trials
+                    self.stopping.set()
+                self._fail(trial, INTERRUPTED if self.stopping.is_set() else str(exc))
+            finally:
+                seconds += runner.record(fold)["seconds"] - before
+                trial.set_user_attr("seconds", seconds)
+            score = self._score(trial, runner, fold)
+            scores[year] = score
+            trial.set_user_attr(f"val_{year}", score)
+            trial.report(sum(scores.values()) / len(scores), step)
+            if step < len(self.years) - 1 and trial.should_prune():
+                trial.set_user_attr("pruned_after", year)
+                raise optuna.TrialPruned(f"pruned after {year}")
         return sum(scores.values()) / len(scores)
+
+    def _score(self, trial: Any, runner: FoldRunner, fold: Fold) -> float:
+        """The fold's best validation relMAE; a failed trial (with the reason) when the fit left none."""
+        log = runner.root(fold) / "fold.log"
+        try:
+            score = runner.fit_summary(fold).get("best_val_rel_mae")
+        except FileNotFoundError:
+            self._fail(
+                trial, f"fold {fold.name} wrote no fit_summary.json (no logger, or no validation ran?); log: {log}"
+            )
+        if score is None or not math.isfinite(float(score)):
+            self._fail(trial, f"fold {fold.name}: best validation relMAE is {score} (the fit diverged?); log: {log}")
+        return float(score)
+
+    @staticmethod
+    def _fail(trial: Any, reason: str) -> NoReturn:
+        trial.set_user_attr("fail_reason", reason)
+        raise TrialFailedError(reason)
 
     def stop(self) -> None:
         """After Ctrl-C: mark the trials under way as interrupted and end their fold commands (see

@@ -50,8 +50,8 @@ def trial_rows(study: Any, dimensions: list[Dimension], years: list[int]) -> lis
 
 
 def pruning_savings(rows: list[dict[str, Any]], years: list[int]) -> dict[str, float] | None:
-    """Seconds spent, and seconds the pruned trials would have spent on the years they skipped (each skipped year
-    costed at the mean fold time of that year among complete trials); None before a complete trial."""
+    """Seconds spent, and seconds the pruned trials would have spent on the years they skipped (each skipped fold
+    costed at the mean fold time of the complete trials); None before a complete trial."""
     complete = [r for r in rows if r["state"] == "complete" and r["seconds"]]
     if not complete:
         return None
@@ -78,15 +78,28 @@ def importances(study: Any) -> dict[str, float]:
         return {}
 
 
-def write_best(path: Path, base: dict[str, Any], settings: dict[str, Any], header: str) -> None:
-    """``best.yaml``: ``base`` (the user's fit settings, resolved) with each dotted ``settings`` key set."""
-    config = json.loads(json.dumps(base))
-    for name, value in settings.items():
-        node = config
-        *parents, leaf = name.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+def progress_line(study: Any, trial: Any, elapsed: float) -> str:
+    """``trial N complete: 0.9871 (2010 0.9901, ...) | best 0.9850 (trial 3) | 78 s | 12:03 elapsed``."""
+    years = [f"{k[4:]} {v:.4f}" for k, v in trial.user_attrs.items() if k.startswith("val_")]
+    state = trial.state.name.lower()
+    if state == "complete":
+        what = f"complete: {trial.value:.4f} ({', '.join(years)})"
+    elif state == "pruned":
+        what = f"pruned after {trial.user_attrs.get('pruned_after')} ({', '.join(years)})"
+    else:
+        what = f"{state}: {trial.user_attrs.get('fail_reason', 'see the log')}"
+    try:
+        best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
+    except ValueError:
+        best = "no complete trial yet"
+    minutes, seconds = divmod(int(elapsed), 60)
+    seconds_spent = trial.user_attrs.get("seconds", 0)
+    return f"trial {trial.number} {what} | {best} | {seconds_spent:.0f} s | {minutes}:{seconds:02d} elapsed"
+
+
+def write_best(path: Path, config: dict[str, Any], header: str) -> None:
+    """``best.yaml``: ``config`` (fit's own parse of the user's options and the best trial's, so that a setting
+    named by a shorthand lands where fit reads it) under a comment ``header``."""
     comment = "".join(f"# {line}\n" for line in header.splitlines())
     text = comment + yaml.safe_dump(config, sort_keys=False, default_flow_style=None)
     write_atomic(path, lambda tmp: tmp.write_text(text))

@@ -110,8 +110,11 @@ def _dimension(name: str, spec: Any, path: Path, optuna: Any) -> Dimension:
             raise SearchSpaceError(f"{where}: categorical takes a non-empty list of choices, got {values!r}")
         structured = any(isinstance(v, (list, dict)) for v in values)
         choices = [json.dumps(v) if structured else v for v in values]
-        if len(set(map(json.dumps, values))) != len(values):
-            raise SearchSpaceError(f"{where}: a categorical choice is repeated in {values!r}")
+        same = [
+            (a, b) for i, a in enumerate(values) for b in values[i + 1 :] if a == b or json.dumps(a) == json.dumps(b)
+        ]
+        if same:  # Optuna finds a choice by ==: 1, 1.0 and true would all be stored as the first of them
+            raise SearchSpaceError(f"{where}: choices {same[0][0]!r} and {same[0][1]!r} are equal; keep one")
         return Dimension(name, optuna.distributions.CategoricalDistribution(choices), structured)
     number = float if kind == "float" else int
     if (
@@ -130,8 +133,17 @@ def _dimension(name: str, spec: Any, path: Path, optuna: Any) -> Dimension:
         raise SearchSpaceError(f"{where}: low {low} is above high {high}")
     if log and low <= 0:
         raise SearchSpaceError(f"{where}: a log scale needs low > 0, got {low}")
-    if step is not None and (log or not isinstance(step, (int, float)) or step <= 0):
-        raise SearchSpaceError(f"{where}: step must be a number > 0 and cannot go with log, got {step!r}")
+    if step is not None and (
+        log
+        or not isinstance(step, (int, float))
+        or isinstance(step, bool)
+        or step <= 0
+        or (kind == "int" and not float(step).is_integer())
+    ):
+        raise SearchSpaceError(
+            f"{where}: step must be {'an integer' if kind == 'int' else 'a number'} > 0 and cannot go with log, "
+            f"got {step!r}"
+        )
     try:
         if kind == "float":
             distribution = optuna.distributions.FloatDistribution(low, high, log=log, step=step)

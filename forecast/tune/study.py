@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forecast.tune.objective import INTERRUPTED, RESUMES
+from forecast.tune.objective import FOLDER_NUMBER, INTERRUPTED, RESUMES
 
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 180
@@ -81,25 +82,32 @@ def redact(url: str) -> str:
     return f"{scheme}{sep}{user}:***@{host}"
 
 
-def load_study(storage: Any, name: str, settings: dict[str, Any]) -> Any:
+def load_study(
+    storage: Any, name: str, settings: dict[str, Any], on_create: Callable[[Any], object] | None = None
+) -> Any:
     """Create the study ``name`` or load it; refuse one that was run with other settings, search space or years.
 
-    ``settings`` is what defines the search (fit settings, search space, years): stored with the study when it is
-    created, compared when it is loaded.
+    ``settings`` is what defines the search (fit settings, search space, years, the fits' seed): stored with the
+    study by the worker that creates it (which then calls ``on_create``, e.g. to queue the base settings), compared
+    by every worker that loads it. Creating is atomic in the storage, so of two workers starting together on a new
+    study exactly one creates it.
     """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours, with a failure's reason
-    study = optuna.create_study(
-        study_name=name,
-        storage=storage,
-        direction="minimize",
-        load_if_exists=True,
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=0),
-    )
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=0)
     ours = json.loads(json.dumps(settings))
-    theirs = study.user_attrs.get(SETTINGS_ATTR)
-    if theirs is None:
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, direction="minimize", pruner=pruner)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
+        theirs = _wait_for_settings(study)
+    else:
+        study.set_user_attr(SETTINGS_ATTR, ours)
+        if on_create is not None:
+            on_create(study)
+        theirs = ours
+    if theirs is None:  # its creator died before writing them: ours define it from now on
         study.set_user_attr(SETTINGS_ATTR, ours)
     elif theirs != ours:
         key = first_difference(theirs, ours)
@@ -108,6 +116,16 @@ def load_study(storage: Any, name: str, settings: dict[str, Any]) -> Any:
             "same options as before"
         )
     return study
+
+
+def _wait_for_settings(study: Any, seconds: float = 10.0) -> dict[str, Any] | None:
+    """The settings stored with ``study``, waiting a moment for a creator that has not written them yet."""
+    deadline = time.monotonic() + seconds
+    while True:
+        theirs = study.user_attrs.get(SETTINGS_ATTR)
+        if theirs is not None or time.monotonic() > deadline:
+            return theirs
+        time.sleep(0.2)
 
 
 def seed_sampler(study: Any, seed: int) -> None:
@@ -124,7 +142,9 @@ def seed_sampler(study: Any, seed: int) -> None:
             "the same settings; give each worker its own --seed"
         )
     study.set_user_attr(marker, True)
-    study.sampler = optuna.samplers.TPESampler(seed=seed * 100_003 + existing)  # a public attribute of Study
+    # constant_liar: trials under way (other threads, other machines) count as bad guesses, so that workers do not
+    # all sample next to the same promising point
+    study.sampler = optuna.samplers.TPESampler(seed=seed * 100_003 + existing, constant_liar=True)  # public attribute
 
 
 def first_difference(theirs: dict[str, Any], ours: dict[str, Any], prefix: str = "") -> str:
@@ -138,27 +158,27 @@ def first_difference(theirs: dict[str, Any], ours: dict[str, Any], prefix: str =
     return "none"
 
 
+BASE_ATTR = "base_config"
+"""User attribute of the trial that runs the base config's own settings (the bar the search has to clear)."""
+
+
 def enqueue_interrupted(study: Any) -> int:
     """Queue again, with the same settings and folder, every trial of this study stopped by Ctrl-C and not yet
     repeated; returns how many."""
     import optuna
 
-    repeated = {t.user_attrs.get(RESUMES) for t in study.trials}
+    trials = study.get_trials(deepcopy=False)
     count = 0
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
-        if trial.user_attrs.get("fail_reason") != INTERRUPTED:
+    for trial in trials:
+        if trial.state != optuna.trial.TrialState.FAIL or trial.user_attrs.get("fail_reason") != INTERRUPTED:
             continue
-        origin = trial.user_attrs.get(RESUMES, trial.number)
-        if origin in repeated:
-            continue
-        study.enqueue_trial(trial.params, user_attrs={RESUMES: origin}, skip_if_exists=False)
-        repeated.add(origin)
+        origin = trial.user_attrs.get(FOLDER_NUMBER, trial.number)
+        if any(t.number > trial.number and t.user_attrs.get(RESUMES) == origin for t in trials):
+            continue  # already queued (or run) again, perhaps interrupted again: that later trial is the one
+        attrs = {RESUMES: origin, **({BASE_ATTR: True} if trial.user_attrs.get(BASE_ATTR) else {})}
+        study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
         count += 1
     return count
-
-
-BASE_ATTR = "base_config"
-"""User attribute of the trial that runs the base config's own settings (the bar the search has to clear)."""
 
 
 def enqueue_base(study: Any, dimensions: list[Any], settings: dict[str, Any]) -> dict[str, Any]:
