@@ -151,8 +151,8 @@ def write_markdown(path: Path, summary: dict[str, Any], rows: list[dict[str, Any
 
 
 def write_figure(path: Path, rows: list[dict[str, Any]], importance: dict[str, float]) -> None:
-    """``tune.png``: objective by trial (complete, pruned at their last running value, best so far) and the
-    parameter importances."""
+    """``tune.png``: the objective of each complete trial and the best so far (pruned and failed trials as ticks
+    along the bottom), and the parameter importances."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,7 +160,6 @@ def write_figure(path: Path, rows: list[dict[str, Any]], importance: dict[str, f
 
     figure, (history, bars) = plt.subplots(1, 2, figsize=(12, 4.5), width_ratios=[3, 2])
     complete = sorted((r["number"], r["objective"]) for r in rows if r["state"] == "complete")
-    pruned = sorted((r["number"], r["running"]) for r in rows if r["state"] == "pruned" and r["running"] is not None)
     if complete:
         history.scatter(*zip(*complete, strict=True), s=18, color="tab:blue", label="complete")
         best, steps = math.inf, []
@@ -168,10 +167,19 @@ def write_figure(path: Path, rows: list[dict[str, Any]], importance: dict[str, f
             best = min(best, value)
             steps.append((number, best))
         history.step(*zip(*steps, strict=True), where="post", color="tab:red", label="best so far")
-    if pruned:
-        history.scatter(*zip(*pruned, strict=True), s=18, marker="x", color="grey", label="pruned (running mean)")
+        base = [(r["number"], r["objective"]) for r in rows if r["state"] == "complete" and r.get("base_config")]
+        if base:
+            history.scatter(*zip(*base, strict=True), s=90, marker="*", color="tab:orange", label="base config")
+    # a pruned trial has no mean over all the years (its first years' scores are not on the same scale): a tick
+    other = {"pruned": "grey", "fail": "black"}
+    for state, colour in other.items():
+        numbers = [r["number"] for r in rows if r["state"] == state]
+        if numbers:
+            history.plot(numbers, [0.02 if state == "pruned" else 0.06] * len(numbers), "|", color=colour, ms=10,
+                         transform=history.get_xaxis_transform(), label=state)  # fmt: skip
     history.set(xlabel="trial", ylabel="mean validation relMAE", title="Optimisation history")
-    history.legend(loc="upper right", fontsize=8)
+    if complete or any(r["state"] in other for r in rows):
+        history.legend(loc="upper right", fontsize=8)
     if importance:
         names = list(importance)[::-1]
         bars.barh(names, [importance[n] for n in names], color="tab:blue")
