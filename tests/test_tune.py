@@ -131,6 +131,9 @@ def test_objective_is_the_mean_over_years_and_the_median_pruner_stops_a_bad_tria
     assert trials[5].intermediate_values == {0: pytest.approx(1.20)}  # the running mean after the first year
     rows = report.trial_rows(study, dims, [2015, 2016])
     assert [r["number"] for r in rows] == [0, 1, 2, 3, 4, 5]  # complete by objective, then pruned
+    study.enqueue_trial({"model.optimizer.init_args.lr": 0.9}, user_attrs={"base_config": True})
+    study.optimize(objective, n_trials=1)  # the same bad first year, but the base settings are the bar: never pruned
+    assert study.trials[6].state == optuna.trial.TrialState.COMPLETE and study.trials[6].value == pytest.approx(0.85)
     savings = report.pruning_savings(rows, [2015, 2016])  # 6 trials spent 5 x 20 + 10 s; one skipped fold of 10 s
     assert savings == pytest.approx({"spent_seconds": 110.0, "saved_seconds": 10.0, "saved_fraction": 10 / 120})
 

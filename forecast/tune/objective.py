@@ -21,6 +21,10 @@ from forecast.tune.space import Dimension, option_argument, suggest
 INTERRUPTED = "interrupted (Ctrl-C)"
 """The fail reason of a trial stopped by Ctrl-C: the next run of the command repeats it, in the same folder."""
 
+BASE_ATTR = "base_config"
+"""User attribute of the trial that runs the base config's own settings: the bar the search has to clear, so it is
+never pruned (its score on every year is what the best trial is compared with)."""
+
 FOLDER_NUMBER = "folder_number"
 """User attribute: the number of the folder a trial runs in (its own, or that of the trial it repeats)."""
 
@@ -124,7 +128,8 @@ class Objective:
             scores[year] = score
             trial.set_user_attr(f"val_{year}", score)
             trial.report(sum(scores.values()) / len(scores), step)
-            if step < len(self.years) - 1 and trial.should_prune():
+            last = step == len(self.years) - 1
+            if not last and not trial.user_attrs.get(BASE_ATTR) and trial.should_prune():
                 trial.set_user_attr("pruned_after", year)
                 raise optuna.TrialPruned(f"pruned after {year}")
         return sum(scores.values()) / len(scores)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forecast.tune.objective import FOLDER_NUMBER, INTERRUPTED, RESUMES
+from forecast.tune.objective import BASE_ATTR, FOLDER_NUMBER, INTERRUPTED, RESUMES
 
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 180
@@ -156,10 +156,6 @@ def first_difference(theirs: dict[str, Any], ours: dict[str, Any], prefix: str =
                 return first_difference(a, b, f"{prefix}{key}.")
             return f"{prefix}{key}: {a!r} there, {b!r} now"
     return "none"
-
-
-BASE_ATTR = "base_config"
-"""User attribute of the trial that runs the base config's own settings (the bar the search has to clear)."""
 
 
 def enqueue_interrupted(study: Any) -> int:
