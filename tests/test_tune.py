@@ -409,3 +409,11 @@ def test_a_storage_that_cannot_be_opened_is_one_line_and_leaves_no_folder(tmp_pa
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and lines[0].startswith("error: cannot open the study storage nosuchdb://host/x")
     assert not (tmp_path / "tune").exists()
+
+
+def test_trials_0_on_a_folder_without_a_study_is_one_line_and_writes_nothing(tmp_path):
+    _space(tmp_path)
+    result = run_main(["tune", "--search", "space.yaml", "--years", "2016", "2017", "--trials", "0", "--out", "tune",
+                       *BRIEF], tmp_path)  # fmt: skip
+    assert result.returncode == 2 and "--trials 0 rewrites the report of a study" in result.stderr
+    assert not (tmp_path / "tune").exists()

@@ -189,13 +189,21 @@ def tune(argv: list[str]) -> None:
 def open_study(out: Path, url: str, options: argparse.Namespace, defining: dict[str, Any], on_create: Any) -> Any:
     """Create ``out``, open the storage and the study (created with ``defining`` and ``on_create`` if new), seed
     the sampler when trials will run; on a refusal, a folder this call created is removed again."""
+    import optuna
+
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TuneError(f"cannot create --out {out}: {exc.strerror or exc}; choose another folder") from exc
     try:
-        study = load_study(open_storage(url), options.study_name, defining, on_create)
+        storage = open_storage(url)
+        if not options.trials and options.study_name not in optuna.get_all_study_names(storage=storage):
+            raise TuneError(
+                f"--trials 0 rewrites the report of a study, and {redact(url)} holds no study "
+                f"{options.study_name!r}; give --trials N to start one"
+            )
+        study = load_study(storage, options.study_name, defining, on_create)
         if options.trials:
             seed_sampler(study, options.seed)
     except TuneError:
@@ -240,7 +248,7 @@ def write_report(
     from forecast.atomic import write_atomic
 
     rows = report.trial_rows(study, dimensions, options.years)
-    states = {s: sum(r["state"] == s for r in rows) for s in ("complete", "pruned", "fail", "running")}
+    states = {s: sum(r["state"] == s for r in rows) for s in ("complete", "pruned", "fail", "running", "waiting")}
     savings = report.pruning_savings(rows, options.years)
     storage = ["--storage", redact(options.storage)] if options.storage else []
     command = shlex.join(["python", "-m", "forecast", "tune", *fit_args, "--search", options.search, "--years",
