@@ -132,7 +132,14 @@ def test_ctrl_c_during_a_tune_queues_the_trial_again(tmp_path):
     assert queued.state == optuna.trial.TrialState.WAITING and queued.user_attrs["resumes"] == 0
     again = run_main([*args[:7], "0", *args[8:], "--trainer.max_epochs", "50", "--trainer.limit_train_batches", "8"],
                      tmp_path)  # fmt: skip
-    assert "2 trials there, 1 queued to run first" in again.stdout, again.stdout
+    assert "1 trial run, 1 queued to run first" in again.stdout, again.stdout
     study = optuna.load_study(study_name="forecast", storage=storage)
     assert len(study.trials) == 2  # not queued twice
     assert study.ask().suggest_float("model.dropout", 0.0, 0.2) == trial.params["model.dropout"]  # same settings
+
+
+def test_an_interrupted_process_whose_shutdown_hangs_still_ends():
+    hang = "from forecast.terminal import end_within; import time; end_within(0.5, 130); time.sleep(60)"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", hang], timeout=30)
+    assert done.returncode == 130 and time.monotonic() - started < 20

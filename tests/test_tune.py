@@ -22,6 +22,8 @@ from forecast.tune.objective import FOLDER_NUMBER, INTERRUPTED, RESUMES, Objecti
 from forecast.tune.space import SearchSpaceError, option_argument, read_space
 from forecast.tune.study import enqueue_base, enqueue_interrupted, load_study, redact, seed_sampler
 
+ROOT = Path(__file__).resolve().parents[1]
+
 BRIEF = [
     "--data.source", "synthetic", "--data.synthetic_tickers", "2", "--trainer.max_epochs", "1",
     "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2", "--trainer.enable_model_summary",
@@ -310,6 +312,11 @@ def test_two_workers_share_one_storage(tmp_path):
         ("data.normalisation: {categorical: [last, bogus]}", ["--years", "2016", "2017"], "= 'bogus' is not accepted"),
         ("data.val_end: {categorical: ['2016-12-31']}", ["--years", "2016", "2017"], "set for each fold by the tune"),
         ("model.dropout: {float: [0.2, 0.1]}", ["--years", "2016", "2017"], "low 0.2 is above high 0.1"),
+        (
+            "model.optimizer.init_args.lr: {float: [-1.0e-3, 1.0e-2]}",
+            ["--years", "2016", "2017", "--config", str(ROOT / "configs" / "djia.yaml"), "--data.source", "synthetic"],
+            "model.optimizer.init_args.lr = -0.001 is not accepted by fit: Invalid learning rate",
+        ),
     ],
 )
 def test_bad_options_are_one_line_before_any_training(tmp_path, space, options, message):

@@ -33,3 +33,6 @@ class LastCheckpoint(ModelCheckpoint):
                 file=sys.stderr,
                 flush=True,
             )
+            from forecast.terminal import EXIT_INTERRUPTED, end_within
+
+            end_within(30.0, EXIT_INTERRUPTED)  # Lightning's shutdown hung once after this line (see end_within)

@@ -57,16 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
         "search space's settings once per validation year and scores the mean best validation relMAE. Options "
         "not listed here are fit options (--config, --model.*, --data.*, --trainer.*), given to every trial.",
         allow_abbrev=False,
-        epilog="--debug (or FORECAST_DEBUG=1) shows the traceback of an error.",
+        epilog="Writes OUT/best.yaml, tune.md, tune.json, tune.png and study.db (docs/tuning.md). "
+        "--debug (or FORECAST_DEBUG=1) shows the traceback of an error.",
     )
     parser.add_argument("--search", required=True, help="search-space YAML: option name -> {float|int|categorical}")
     parser.add_argument("--years", type=int, nargs="+", required=True, help="validation years (two or more)")
     parser.add_argument("--trials", type=int, default=30, help="trials this command adds to the study (default 30)")
     parser.add_argument("--out", required=True, help="folder for the trials' runs, study.db and the report")
     parser.add_argument("--storage", help="Optuna storage URL shared by workers (default: sqlite:///OUT/study.db)")
-    parser.add_argument("--study_name", default="forecast", help="the study's name in the storage")
-    parser.add_argument("--jobs", type=int, default=1, help="trials run at a time, their fits in their own processes")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler (a distinct one per worker)")
+    parser.add_argument("--study_name", default="forecast", help="the study's name in the storage (default forecast)")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="trials run at a time, their fits in their own processes (default 1)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler, one per worker (default 0)")
     return parser
 
 
@@ -102,7 +105,8 @@ def check_space(dimensions: list[Dimension], fit_args: list[str], fold: FoldDate
             args = [*fit_args, *fold.arguments(), option_argument(dimension.name, value)]
             try:
                 with quiet_lightning():
-                    ForecastCLI(args=args, run=False)
+                    cli = ForecastCLI(args=args, run=False)
+                    cli.model.configure_optimizers()  # the optimizer and schedule are built only when a fit starts
             except (argparse.ArgumentError, ValueError, TypeError) as exc:
                 message = " ".join(str(exc).split())
                 raise TuneError(
@@ -172,8 +176,8 @@ def tune(argv: list[str]) -> None:
         extra = ["--torch_threads", str(max(1, (os.cpu_count() or 1) // options.jobs))]
     objective = Objective(out, fit_args, extra, dimensions, options.years, seed)
     print(
-        f"tune: study {options.study_name!r} in {redact(url)}, {plural(len(study.trials), 'trial')} there"
-        f"{f', {waiting} queued to run first (the base settings, interrupted trials)' if waiting else ''}; "
+        f"tune: study {options.study_name!r} in {redact(url)}, {plural(len(study.trials) - waiting, 'trial')} run"
+        f"{f', {waiting} queued to run first' if waiting else ''}; "
         f"{options.trials} more, {options.jobs} at a time, every fit seeded {seed}; fold logs in "
         f"{out / 'trials'}/<trial>/runs/<fold>/fold.log",
         flush=True,
