@@ -267,7 +267,7 @@ def test_tune_end_to_end_writes_a_best_config_that_fit_accepts_and_adds_trials_w
 
     again = run_main([*args[:7], "1", *args[8:]], tmp_path)  # --trials 1: the study grows to 4 trials
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "3 trials there" in again.stdout
+    assert "3 trials run" in again.stdout
     assert len(json.loads((out / "tune.json").read_text())["trials"]) == 4
 
     other = run_main([*args, "--model.init_lam", "0.5"], tmp_path)  # other settings, same study: refused
