@@ -157,6 +157,7 @@ def write_figure(path: Path, rows: list[dict[str, Any]], importance: dict[str, f
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, (history, bars) = plt.subplots(1, 2, figsize=(12, 4.5), width_ratios=[3, 2])
     complete = sorted((r["number"], r["objective"]) for r in rows if r["state"] == "complete")
@@ -178,8 +179,9 @@ def write_figure(path: Path, rows: list[dict[str, Any]], importance: dict[str, f
             history.plot(numbers, [0.02 if state == "pruned" else 0.06] * len(numbers), "|", color=colour, ms=10,
                          transform=history.get_xaxis_transform(), label=state)  # fmt: skip
     history.set(xlabel="trial", ylabel="mean validation relMAE", title="Optimisation history")
+    history.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers, not 0.25
     if complete or any(r["state"] in other for r in rows):
-        history.legend(loc="upper right", fontsize=8)
+        history.legend(loc="best", fontsize=8)
     if importance:
         names = list(importance)[::-1]
         bars.barh(names, [importance[n] for n in names], color="tab:blue")
