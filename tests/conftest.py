@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from helpers import SMALL, run_dir, run_main
 
 from forecast.data import synthetic_panel
@@ -14,6 +15,16 @@ DJIA_FILE = "all_stocks_2006-01-01_to_2018-01-01.csv.gz"
 # FORECAST_TEST_DATA: a folder that holds the DJIA file (or the file itself); default ../shared/data/djia
 _given = Path(os.environ.get("FORECAST_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data" / "djia")
 DJIA = _given / DJIA_FILE if _given.is_dir() else _given
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """A config with ``torch_threads`` (configs/djia.yaml's is 1) sets torch's thread count for the whole process
+    when a test builds ForecastCLI in it; a later in-process fit would then sum in another order than a subprocess
+    and differ in the last bits (test_interrupt's resume check failed after a test_tune test did this)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
 
 # a non-default model and data layout: commands that read the checkpoint must rebuild both from it
 CUSTOM = ["--model.lookback", "4", "--model.encoder_channels", "[3, 6]", "--data.base_len", "20", "--data.horizon", "5"]
