@@ -181,13 +181,18 @@ def test_an_interrupted_trial_runs_again_first_in_its_own_folder(tmp_path):
     again = study.ask()
     assert again.number == 1 and again.user_attrs[RESUMES] == 0 and again.user_attrs["base_config"]
     assert {d.name: d.sample(again) for d in dims}["model.encoder_channels"] == [4, 8]
-    assert objective.folder(again) == tmp_path / "trials" / "0000"  # the first trial's finished folds are kept
+    assert (
+        objective.folder(objective.folder_number(again)) == tmp_path / "trials" / "0000"
+    )  # the first trial's finished folds are kept
     interrupted(again)  # interrupted a second time: queued again, still for folder 0, still the base settings
     assert enqueue_interrupted(study) == 1
     third = study.ask()
-    assert objective.folder(third) == tmp_path / "trials" / "0000" and third.user_attrs["base_config"]
+    assert (
+        objective.folder(objective.folder_number(third)) == tmp_path / "trials" / "0000"
+        and third.user_attrs["base_config"]
+    )
     assert {d.name: d.sample(third) for d in dims}["model.optimizer.init_args.lr"] == 0.002
-    assert objective.folder(study.ask()) == tmp_path / "trials" / "0003"
+    assert objective.folder(objective.folder_number(study.ask())) == tmp_path / "trials" / "0003"
 
 
 def test_the_base_settings_are_queued_first_where_the_space_holds_them(tmp_path):

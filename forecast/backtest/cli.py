@@ -106,10 +106,9 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         return options, fit_args
     if not options.years:
         raise BacktestError("the following arguments are required: --years")
-    for arg in fit_args:
-        key = arg[2:].split("=", 1)[0] if arg.startswith("--") else ""
-        if key in OWNED:
-            raise BacktestError(f"--{key} is set for each fold by {OWNED[key]}; drop it from the backtest's options")
+    key = owned_option(fit_args, OWNED)
+    if key:
+        raise BacktestError(f"--{key} is set for each fold by {OWNED[key]}; drop it from the backtest's options")
     if len(set(options.years)) != len(options.years) or len(set(options.seeds)) != len(options.seeds):
         raise BacktestError(f"--years {options.years} and --seeds {options.seeds} must not repeat a value")
     if options.jobs < 1:
@@ -166,6 +165,27 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
+def setting_changes(theirs: dict[str, Any], ours: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """Every dotted setting whose value differs between two nested dicts (of JSON values): ``(key, theirs,
+    ours)``, sorted by key; a setting missing on one side reads as None there."""
+    a, b = _flatten(json.loads(json.dumps(theirs))), _flatten(json.loads(json.dumps(ours)))
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def owned_option(fit_args: list[str], owned: dict[str, str]) -> str | None:
+    """The first fit option in ``fit_args`` (``--key value`` or ``--key=value``) that is a key of ``owned``."""
+    keys = (arg[2:].split("=", 1)[0] for arg in fit_args if arg.startswith("--"))
+    return next((key for key in keys if key in owned), None)
+
+
+def threads_per_job(jobs: int, settings: dict[str, Any]) -> list[str]:
+    """The fit options that share the cores among ``jobs`` fit processes: ``--torch_threads cores // jobs``, unless
+    the settings fix ``torch_threads`` or one job runs at a time."""
+    if jobs > 1 and settings.get("torch_threads") is None:
+        return ["--torch_threads", str(max(1, (os.cpu_count() or 1) // jobs))]
+    return []
+
+
 def claim_output(out: Path, settings: dict[str, Any]) -> None:
     """Make ``out`` (writable), and refuse one that holds folds of a backtest with other settings."""
     try:
@@ -176,15 +196,13 @@ def claim_output(out: Path, settings: dict[str, Any]) -> None:
         raise BacktestError(f"cannot write to --out {out}: {exc.strerror or exc}; choose another folder") from exc
     path = out / SETTINGS_FILE
     if path.is_file():
-        theirs, ours = _flatten(json.loads(path.read_text())), _flatten(json.loads(json.dumps(settings)))
-        changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        changed = setting_changes(json.loads(path.read_text()), settings)
         if changed:
-            key = changed[0]
+            key, theirs, ours = changed[0]
             raise BacktestError(
-                f"{out} holds a backtest with other settings ({key.removeprefix('fit.')}: {theirs.get(key)!r} there, "
-                f"{ours.get(key)!r} "
-                f"now{f', and {len(changed) - 1} more' if len(changed) > 1 else ''}); use another --out, or delete "
-                "it to start again"
+                f"{out} holds a backtest with other settings ({key.removeprefix('fit.')}: {theirs!r} there, "
+                f"{ours!r} now{f', and {len(changed) - 1} more' if len(changed) > 1 else ''}); use another --out, "
+                "or delete it to start again"
             )
     else:
         path.write_text(json.dumps(settings, indent=2))
@@ -243,10 +261,7 @@ def backtest(argv: list[str]) -> None:
     base_len, horizon = datamodule.hparams.base_len, datamodule.hparams.horizon
     check_years(datamodule.panel, base_len, horizon, options.years, options.validation_only)
     claim_output(out, {"validation_only": options.validation_only, "fit": settings})
-    extra = []
-    if options.jobs > 1 and settings.get("torch_threads") is None:  # N processes sharing the cores
-        extra = ["--torch_threads", str(max(1, (os.cpu_count() or 1) // options.jobs))]
-    runner = FoldRunner(out, fit_args, extra)
+    runner = FoldRunner(out, fit_args, threads_per_job(options.jobs, settings))
     folds = [Fold(d, seed) for d in dates for seed in options.seeds]
     run_folds(runner, folds, options.jobs)
     config = next((fit_args[i + 1] for i, a in enumerate(fit_args[:-1]) if a in ("--config", "-c")), None)

@@ -11,7 +11,6 @@ validation windows), the output folder, and the study (a study run with other se
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
 import time
@@ -21,10 +20,17 @@ from typing import Any
 
 import yaml
 
-from forecast.backtest.cli import OWNED, CommandParser, build_as_fit, quiet_lightning
-from forecast.backtest.folds import BacktestError, FoldDates, check_years
+from forecast.backtest.cli import (
+    CommandParser,
+    build_as_fit,
+    owned_option,
+    quiet_lightning,
+    threads_per_job,
+)
+from forecast.backtest.folds import BacktestError, FoldDates
 from forecast.data.errors import plural
 from forecast.tune import report
+from forecast.tune.checks import TUNE_OWNED, check_space, check_window_years
 from forecast.tune.objective import Objective, TrialFailedError
 from forecast.tune.space import Dimension, SearchSpaceError, option_argument, read_space
 from forecast.tune.study import (
@@ -37,16 +43,6 @@ from forecast.tune.study import (
     redact,
     seed_sampler,
 )
-
-TUNE_OWNED = {key: by for key, by in OWNED.items() if key != "seed_everything"}
-"""Fit options set for every fold by the tune (``seed_everything`` stays the user's: it seeds every fit)."""
-
-NOT_SEARCHED = {
-    **dict.fromkeys(TUNE_OWNED, "is set for each fold by the tune"),
-    "seed_everything": "is one seed for every fit (the config's): a seed is not a setting to tune",
-    "torch_threads": "sets speed, not the model (and the tune sets it for --jobs N)",
-}
-"""Options the search space may not hold, and why."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,10 +75,9 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         options, fit_args = build_parser().parse_known_args(argv)
     except argparse.ArgumentError as exc:
         raise TuneError(str(exc)) from exc
-    for arg in fit_args:
-        key = arg[2:].split("=", 1)[0] if arg.startswith("--") else ""
-        if key in TUNE_OWNED:
-            raise TuneError(f"--{key} is set for each fold by the tune; drop it from the options")
+    key = owned_option(fit_args, TUNE_OWNED)
+    if key:
+        raise TuneError(f"--{key} is set for each fold by the tune; drop it from the options")
     if len(options.years) < 2 or len(set(options.years)) != len(options.years):
         raise TuneError(
             f"--years needs two or more distinct validation years, got {options.years}: a setting that wins on one "
@@ -91,41 +86,6 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if options.trials < 0 or options.jobs < 1:
         raise TuneError(f"--trials must be >= 0 and --jobs >= 1, got {options.trials} and {options.jobs}")
     return options, fit_args
-
-
-def check_space(dimensions: list[Dimension], fit_args: list[str], fold: FoldDates) -> None:
-    """Give every categorical choice and both ends of every range to the fit's parser and constructors (the other
-    settings as configured); one :class:`TuneError` line for the first that is refused."""
-    from forecast.cli import ForecastCLI
-
-    for dimension in dimensions:
-        if dimension.name in NOT_SEARCHED:
-            raise TuneError(f"search space: {dimension.name} {NOT_SEARCHED[dimension.name]}; remove it")
-        for value in dimension.corners():
-            args = [*fit_args, *fold.arguments(), option_argument(dimension.name, value)]
-            try:
-                with quiet_lightning():
-                    cli = ForecastCLI(args=args, run=False)
-                    cli.model.configure_optimizers()  # the optimizer and schedule are built only when a fit starts
-            except (argparse.ArgumentError, ValueError, TypeError) as exc:
-                message = " ".join(str(exc).split())
-                raise TuneError(
-                    f"search space: {dimension.name} = {value!r} is not accepted by fit: {message[:400]}"
-                ) from exc
-
-
-def check_window_years(datamodule: Any, dimensions: list[Dimension], years: list[int]) -> None:
-    """Every year must have windows for the base config and for both ends of a searched base_len or horizon."""
-    lengths = {"data.base_len": [datamodule.hparams.base_len], "data.horizon": [datamodule.hparams.horizon]}
-    for dimension in dimensions:
-        if dimension.name in lengths:
-            lengths[dimension.name] += dimension.corners()
-    for base_len in lengths["data.base_len"]:
-        for horizon in lengths["data.horizon"]:
-            try:
-                check_years(datamodule.panel, int(base_len), int(horizon), years, True)
-            except BacktestError as exc:
-                raise TuneError(f"{exc} (data.base_len {base_len}, data.horizon {horizon})") from exc
 
 
 def base_config(fit_args: list[str], settings: dict[str, Any]) -> dict[str, Any]:
@@ -171,9 +131,7 @@ def tune(argv: list[str]) -> None:
     from optuna.trial import TrialState
 
     waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-    extra = []
-    if options.jobs > 1 and settings.get("torch_threads") is None:  # N trials sharing the cores
-        extra = ["--torch_threads", str(max(1, (os.cpu_count() or 1) // options.jobs))]
+    extra = threads_per_job(options.jobs, settings)  # N trials sharing the cores
     objective = Objective(out, fit_args, extra, dimensions, options.years, seed)
     print(
         f"tune: study {options.study_name!r} in {redact(url)}, {plural(len(study.trials) - waiting, 'trial')} run"

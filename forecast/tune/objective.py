@@ -40,7 +40,7 @@ class Objective:
     """The study's objective: mean over ``years`` of the best validation relMAE of the trial's settings.
 
     Args:
-        out: the tune's folder; trial N's folds run under ``out/trials/{N:04d}``.
+        out: the tune's folder; a trial's folds run under ``out/trials/{folder number:04d}``.
         fit_args: the user's fit options, given to every fold before the trial's settings.
         extra_fit_args: options the tune adds (torch threads when trials run side by side).
         dimensions: the search space.
@@ -80,16 +80,16 @@ class Objective:
                 number = origin.user_attrs.get(FOLDER_NUMBER, original)
         return trial.number if number is None else int(number)
 
-    def folder(self, trial: Any) -> Path:
-        """The trial's folder: ``OUT/trials/{folder_number:04d}``."""
-        return self.out / "trials" / f"{self.folder_number(trial):04d}"
+    def folder(self, number: int) -> Path:
+        """The folder of folder number ``number`` (:meth:`folder_number`): ``OUT/trials/{number:04d}``."""
+        return self.out / "trials" / f"{number:04d}"
 
     def __call__(self, trial: Any) -> float:
         settings = suggest(trial, self.dimensions)
         number = self.folder_number(trial)
         trial.set_user_attr(FOLDER_NUMBER, number)
         runner = FoldRunner(
-            self.out / "trials" / f"{number:04d}",
+            self.folder(number),
             [*self.fit_args, *(option_argument(k, v) for k, v in settings.items())],
             self.extra_fit_args,
         )

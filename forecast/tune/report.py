@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from forecast.atomic import write_atomic
+from forecast.tune.objective import BASE_ATTR
 from forecast.tune.space import Dimension, decode_params
 
 
@@ -33,8 +34,8 @@ def trial_rows(study: Any, dimensions: list[Dimension], years: list[int]) -> lis
                 "settings": decode_params(dimensions, trial.params),
                 "reason": trial.user_attrs.get("fail_reason")
                 or (f"pruned after {trial.user_attrs.get('pruned_after')}" if state == "pruned" else "")
-                or ("the base config's settings" if trial.user_attrs.get("base_config") else ""),
-                "base_config": bool(trial.user_attrs.get("base_config")),
+                or ("the base config's settings" if trial.user_attrs.get(BASE_ATTR) else ""),
+                "base_config": bool(trial.user_attrs.get(BASE_ATTR)),
                 "folder": trial.user_attrs.get("folder"),
             }
         )

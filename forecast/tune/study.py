@@ -110,10 +110,13 @@ def load_study(
     if theirs is None:  # its creator died before writing them: ours define it from now on
         study.set_user_attr(SETTINGS_ATTR, ours)
     elif theirs != ours:
-        key = first_difference(theirs, ours)
+        from forecast.backtest.cli import setting_changes  # the backtest's comparison of recorded settings
+
+        changes = setting_changes(theirs, ours) or [("settings", theirs, ours)]  # e.g. {} against a missing key
+        key, there, now = changes[0]
         raise TuneError(
-            f"study {name!r} was run with other settings ({key}); use another --out or --study_name, or the "
-            "same options as before"
+            f"study {name!r} was run with other settings ({key}: {there!r} there, {now!r} now); use another --out "
+            "or --study_name, or the same options as before"
         )
     return study
 
@@ -145,17 +148,6 @@ def seed_sampler(study: Any, seed: int) -> None:
     # constant_liar: trials under way (other threads, other machines) count as bad guesses, so that workers do not
     # all sample next to the same promising point
     study.sampler = optuna.samplers.TPESampler(seed=seed * 100_003 + existing, constant_liar=True)  # public attribute
-
-
-def first_difference(theirs: dict[str, Any], ours: dict[str, Any], prefix: str = "") -> str:
-    """A short text naming the first setting that differs between two nested dicts."""
-    for key in sorted(set(theirs) | set(ours)):
-        a, b = theirs.get(key), ours.get(key)
-        if a != b:
-            if isinstance(a, dict) and isinstance(b, dict):
-                return first_difference(a, b, f"{prefix}{key}.")
-            return f"{prefix}{key}: {a!r} there, {b!r} now"
-    return "none"
 
 
 def enqueue_interrupted(study: Any) -> int:
