@@ -16,6 +16,7 @@ DJIA_FILE = "all_stocks_2006-01-01_to_2018-01-01.csv.gz"
 _given = Path(os.environ.get("FORECAST_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data" / "djia")
 DJIA = _given / DJIA_FILE if _given.is_dir() else _given
 
+
 @pytest.fixture(autouse=True)
 def _torch_threads_restored():
     """A config with ``torch_threads`` (configs/djia.yaml's is 1) sets torch's thread count for the whole process

@@ -72,6 +72,12 @@ def test_sigkill_between_epochs_then_resume_matches_uninterrupted_run(tmp_path):
         torch.testing.assert_close(b["state_dict"][name], value, rtol=0, atol=1e-6, msg=name)
 
 
+def _ctrl_c_as_in_a_terminal():
+    """In the child: Ctrl-C handled as in a terminal, even when pytest was started in the background by a
+    non-interactive shell, where SIGINT is ignored and children inherit that (these tests then saw exit 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_after_first_epoch(args, cwd, checkpoint):
     """Run ``python -m forecast ARGS``, press Ctrl-C (SIGINT) once ``checkpoint`` holds epoch 0; (code, stderr)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -79,7 +85,7 @@ def _interrupt_after_first_epoch(args, cwd, checkpoint):
     slow = [*args, "--trainer.max_epochs", "50", "--trainer.limit_train_batches", "8"]
     process = subprocess.Popen(
         [sys.executable, "-m", "forecast", *slow], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal,
     )  # fmt: skip
     try:
         assert _wait_for_epoch(checkpoint(), 0, process), "the first epoch's checkpoint never appeared"
