@@ -1,15 +1,27 @@
 """forecast: stock price forecasting with an implicit ridge-regression layer, on PyTorch Lightning.
 
-From Python: ``forecast.load(checkpoint)`` gives a model whose ``predict(prices)`` returns a DataFrame, and
-``forecast.read_backtest(out)`` a backtest's results (:mod:`forecast.api`; imported on first use, so that
-``import forecast`` stays light).
+From Python (docs/python.md): ``forecast.load(checkpoint).predict(prices)`` forecasts a DataFrame;
+``forecast.run.fit(config)`` (and ``validate``, ``test``, ``predict``) run what the commands run and return what
+happened; ``forecast.backtest.run(...)`` and ``forecast.tune.run(...)`` run a backtest and a search;
+``forecast.read_backtest(out)`` reads a backtest's results. Each is imported on first use, so that ``import
+forecast`` stays light.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
+
+SUBPACKAGES = ("api", "backtest", "run", "tune")
+
+
+def __getattr__(name: str) -> Any:
+    """``forecast.backtest``, ``forecast.tune``, ``forecast.run``: imported when first used."""
+    if name in SUBPACKAGES:
+        return importlib.import_module(f"forecast.{name}")
+    raise AttributeError(f"module 'forecast' has no attribute {name!r}")
 
 
 def load(*args: Any, **kwargs: Any) -> Any:

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from forecast.errors import UserError
+
 log = logging.getLogger(__name__)
 
 RUNS_FOLDER = "lightning_logs"
@@ -43,11 +45,11 @@ INIT_FROM_KEY = "forecast_init_from"
 """The checkpoint entry that records the checkpoint a warm start (``fit --init_from``) began from."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint path that does not exist, is not a checkpoint, or is not a forecast model's."""
 
 
-class SettingConflictError(ValueError):
+class SettingConflictError(UserError):
     """A setting given in a config or on the command line contradicts what the checkpoint was trained with."""
 
 

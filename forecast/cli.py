@@ -1,10 +1,6 @@
-"""``python -m forecast fit|validate|test|predict``: LightningCLI with the project's defaults.
-
-Everything Lightning's CLI does is kept (configs, ``--print_config``, ``--ckpt_path``, any Trainer flag); on
-top of it this module adds the project's defaults (one folder per run, checkpointing on ``val/mae``, LR
-monitor, forecast figures), the settings rule of :mod:`forecast.settings`, ``fit --init_from``,
-``predict --output``, and checks that fail before anything is written. :mod:`forecast.main` dispatches to it.
-"""
+"""``fit|validate|test|predict``: LightningCLI, through its public API only, with the project's defaults
+(:mod:`forecast.defaults`), the settings rule with a checkpoint (:mod:`forecast.settings`), checks that fail before
+anything is written, and each subcommand's typed result in :attr:`ForecastCLI.result` (:mod:`forecast.run`)."""
 
 from __future__ import annotations
 
@@ -18,157 +14,103 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from forecast.callbacks import (
-    CSVPredictionWriter,
-    ForecastFigures,
-    TestReport,
-    checkpoint_paths,
-)
-from forecast.checkpoint import (
-    RUNS_FOLDER,
-    CheckpointError,
-    check_weights,
-    plain_data,
-    read_checkpoint,
-    run_folder_of,
-    runs_folder,
-)
-from forecast.data import DataError, StockDataModule
-from forecast.defaults import (
-    LINKS,
-    PARSER_DEFAULTS,
-    PARSER_KWARGS,
-    SUBCOMMAND_ARGUMENTS,
-    SUBCOMMAND_DEFAULTS,
-    TORCH_THREADS_HELP,
-    FitConfigSaver,
-    PlainHelpParser,
-    trainer_defaults,
-)
+from forecast import defaults
+from forecast.callbacks import CSVPredictionWriter, FitSummary, ForecastFigures, TestReport, checkpoint_paths
+from forecast.checkpoint import RUNS_FOLDER, CheckpointError, check_weights, plain_data, read_checkpoint, run_folder_of
+from forecast.checkpoint import runs_folder as runs_under
+from forecast.data import StockDataModule
+from forecast.data.panel import LoadedPanel
+from forecast.errors import ConfigError, UserError, first_line, option
 from forecast.model import Forecaster
 from forecast.model.optim import check_optimizer
-from forecast.settings import ConfigError, parse_with_checkpoint
-from forecast.terminal import first_line
+from forecast.results import EvaluateResult, FitResult, PredictResult
+from forecast.settings import Parsed, parse_with_checkpoint
 
-DEBUG_HELP = "--debug (or FORECAST_DEBUG=1) shows the traceback of an error and Lightning's own notices."
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
-log = logging.getLogger("forecast.cli")
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if getattr(v, "numel", lambda: 1)() == 1}  # scalars, not steps
 
 
 class ForecastCLI(LightningCLI):
-    """LightningCLI with the project's callbacks, argument links and checkpoint rule."""
+    """LightningCLI's ``args`` and ``run``; ``data``: a panel already read (:meth:`StockDataModule.loaded`), used when
+    read with these settings; ``keep_forecasts``: ``predict`` keeps its forecasts in :attr:`result`, writing none."""
 
-    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
-        """Parse ``args`` (default: the command line) and run the subcommand, like ``LightningCLI``."""
-        self.resume_version: str | None = None
+    def __init__(
+        self, args: Any = None, run: bool = True, data: LoadedPanel | None = None, keep_forecasts: bool = False
+    ) -> None:
+        self.loaded, self.keep_forecasts = data, keep_forecasts
+        self.parsed = Parsed(None)
+        self.result: FitResult | PredictResult | EvaluateResult | None = None
         super().__init__(
-            Forecaster,
-            StockDataModule,
-            seed_everything_default=0,
-            trainer_defaults=trainer_defaults(),
-            save_config_callback=FitConfigSaver,
-            parser_class=PlainHelpParser,
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs=PARSER_KWARGS,
-            auto_configure_optimizers=False,
-            args=args,
-            run=run,
-        )
+            Forecaster, StockDataModule, seed_everything_default=0, trainer_defaults=defaults.trainer_defaults(),
+            save_config_callback=defaults.FitConfigSaver, save_config_kwargs={"overwrite": True}, args=args, run=run,
+            parser_class=defaults.ForecastParser, parser_kwargs=defaults.PARSER_KWARGS, auto_configure_optimizers=False,
+        )  # fmt: skip
 
-    # ------------------------------------------------------------------------------------------ arguments
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's subcommands; ``predict`` without ``--return_predictions`` (its forecasts go to the writer)."""
+        return {**LightningCLI.subcommands(), "predict": {*LightningCLI.subcommands()["predict"], "return_predictions"}}
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.add_lightning_class_args(ForecastFigures, "figures")
-        parser.set_defaults(PARSER_DEFAULTS)
-        parser.add_argument("--torch_threads", type=int | None, default=None, help=TORCH_THREADS_HELP)
-        for source, target, compute in LINKS:
+        parser.set_defaults(defaults.PARSER_DEFAULTS)
+        parser.add_argument("--torch_threads", type=int | None, default=None, help=defaults.TORCH_THREADS_HELP)
+        for source, target, compute in defaults.LINKS:
             parser.link_arguments(source, target, compute_fn=compute)
-
-    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
-        # Private in Lightning and the only place that knows the subcommand while its parser is built; pinned
-        # to lightning 2.6.x in pyproject.toml, and tests/test_lightning_api.py fails if it changes.
-        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
-        for name, options in SUBCOMMAND_ARGUMENTS.get(subcommand, []):
+        for name, options in defaults.SUBCOMMAND_ARGUMENTS.get(parser.command or "", {}).items():
             parser.add_argument(name, **options)
-        parser.set_defaults(SUBCOMMAND_DEFAULTS.get(subcommand, {}))
-        return parser
+        parser.set_defaults(defaults.SUBCOMMAND_DEFAULTS.get(parser.command or "", {}))
 
-    # ------------------------------------------------------------------------------------- checkpoint rule
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Parse, then apply the rule of :mod:`forecast.settings` when a checkpoint is given (``--ckpt_path``, or
-        ``fit --init_from``).
-
-        What the user gave, and where, is read from the parser itself: the arguments are parsed with the
-        checkpoint's values as the first config, so a value that still differs was given by a flag or a config
-        (any spelling, before or after the subcommand), and the parsed ``config`` entries say which configs
-        were read.
-        """
+        """Parse with the rule of :mod:`forecast.settings` when a checkpoint is given (``--ckpt_path``, ``fit
+        --init_from``; ``last``/``best`` under the subcommand's root)."""
         argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
-        parsed = parse_with_checkpoint(parser, argv, self._runs)
-        self.config = parsed.config
-        if parsed.use == "resume":
-            sub = self.config.subcommand
-            run = run_folder_of(parsed.ckpt_path)
-            if run is not None and run.parent == self._runs(self.config[sub]):
-                self.resume_version = run.name  # resume in the run's own folder: one run, one folder
-                # Lightning warns about a non-empty checkpoint folder: here it is the run's own, as intended
-                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        self.parsed = parse_with_checkpoint(parser, argv, self._runs)
+        self.config = self.parsed.config
+        if self.parsed.use in ("resume", "evaluate"):
+            # LightningCLI applies a checkpoint's hyperparameters over the config whenever ckpt_path names a file;
+            # the rule has decided every setting: the path is handed back when the classes are built
+            self.config[self.config.subcommand]["ckpt_path"] = None
 
-    @staticmethod
-    def _runs(sub_config: Any) -> Path:
-        """Where this subcommand's runs are: ``<default_root_dir>/<logger name>``."""
+    def _runs(self, sub_config: Any) -> Path:
+        """Where a subcommand's runs are: ``<default_root_dir>/<logger name>``."""
         init_args = getattr(sub_config.trainer.get("logger"), "init_args", None)
-        return runs_folder(sub_config.trainer.default_root_dir, getattr(init_args, "name", None) or RUNS_FOLDER)
+        return runs_under(sub_config.trainer.default_root_dir, getattr(init_args, "name", None) or RUNS_FOLDER)
 
-    def _parse_ckpt_path(self) -> None:
-        """Disabled: :meth:`parse_arguments` already applied the checkpoint's settings, with the project's rule.
-
-        Lightning's own version (private; pinned and tested in tests/test_lightning_api.py) would apply the
-        model's hyperparameters over the command line's silently.
-        """
-
-    # ---------------------------------------------------------------------------------------------- hooks
     def before_instantiate_classes(self) -> None:
-        subcommand = self.config.get("subcommand")
-        config = self.config[subcommand] if subcommand else self.config
+        sub = self.config.get("subcommand")
+        config = self.config[sub] if sub else self.config
+        if self.parsed.use in ("resume", "evaluate"):
+            config["ckpt_path"] = self.parsed.ckpt_path
         if config.get("torch_threads"):
             torch.set_num_threads(config.torch_threads)
-        logger = config.get("trainer", {}).get("logger")
-        if self.resume_version and hasattr(getattr(logger, "init_args", None), "version"):
-            logger.init_args.version = self.resume_version
+        run = run_folder_of(self.parsed.ckpt_path) if self.parsed.use == "resume" else None
+        logger = getattr(config.get("trainer", {}).get("logger"), "init_args", None)
+        if run is not None and run.parent == self._runs(config) and hasattr(logger, "version"):
+            logger.version = run.name  # a resume continues in the run's own folder: one run, one folder
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
         except ValueError as exc:  # the constructors' own checks of their arguments; anything else is a bug
-            if isinstance(exc, (DataError, CheckpointError)):
-                raise
-            raise ConfigError(f"invalid setting: {first_line(exc)}") from exc
-
-    def _callback(self, kind: type) -> Any:
-        return next(c for c in self.trainer.callbacks if isinstance(c, kind))
-
-    def _check_checkpoint(self, subcommand: str) -> None:
-        """A checkpoint whose weights do not fit the model built from the settings fails here, before any output."""
-        ckpt_path = self.config[subcommand].get("ckpt_path") or self.config[subcommand].get("init_from")
-        if not ckpt_path:
-            if subcommand != "fit":
-                # an untrained model would give plausible-looking but meaningless numbers
-                raise CheckpointError(
-                    f"{subcommand} needs a trained model: pass --ckpt_path PATH (or last / best: the newest run's)"
-                )
-            return
-        check_weights(ckpt_path, self.model.state_dict())
+            raise exc if isinstance(exc, UserError) else ConfigError(f"invalid setting: {first_line(exc)}") from exc
+        if self.loaded is not None:
+            self.datamodule.adopt(self.loaded)
 
     def _check_data(self, stage: str) -> None:
-        """Check the checkpoint and load the data before the Trainer writes anything (logs, config, checkpoints).
-
-        A bad file, an unknown ticker or an empty split then fails with nothing left on disk. The DataModule
-        keeps what it loaded, so the Trainer's own ``setup`` call does not read the data again.
-        """
-        self._check_checkpoint(stage)
+        """The checkpoint's weights against the model, then the data, before the Trainer writes anything: a bad
+        file, an unknown ticker or an empty split fails with nothing on disk (the DataModule keeps what it read)."""
+        ckpt_path = self.config[stage].get("ckpt_path") or self.config[stage].get("init_from")
+        if ckpt_path:
+            check_weights(ckpt_path, self.model.state_dict())
+        elif stage != "fit":  # an untrained model would give plausible-looking but meaningless numbers
+            raise CheckpointError(
+                f"{stage} needs a trained model: pass {option('ckpt_path')} PATH (or last / best: the newest run's)"
+            )
         self.datamodule.prepare_data()
         self.datamodule.setup(stage)
 
@@ -184,44 +126,59 @@ class ForecastCLI(LightningCLI):
         if fit.get("init_from"):  # a warm start: the checkpoint's weights, a fresh optimizer, schedule and epochs
             self.model.load_state_dict(read_checkpoint(fit.init_from)["state_dict"])
             self.model.init_from = str(Path(fit.init_from).absolute())
-        if self.trainer.limit_val_batches == 0:
-            # Lightning would fail only after the first training epoch, in the early-stopping callback
-            stoppers = [c for c in self.trainer.callbacks if isinstance(c, EarlyStopping)]
-            if stoppers:
-                raise ConfigError(
-                    f"--trainer.limit_val_batches 0 turns validation off, but EarlyStopping monitors "
-                    f"{stoppers[0].monitor}, a validation metric; keep some validation (e.g. "
-                    "--trainer.limit_val_batches 1) or use a config without EarlyStopping"
-                )
+        stoppers = [c for c in self.trainer.callbacks if isinstance(c, EarlyStopping)]
+        if self.trainer.limit_val_batches == 0 and stoppers:  # Lightning would fail only after the first epoch
+            flag = option("trainer.limit_val_batches")
+            monitor = stoppers[0].monitor
+            raise ConfigError(
+                f"{flag} 0 turns validation off, but EarlyStopping monitors {monitor}, a validation "
+                f"metric; keep some validation (e.g. {flag} 1) or use a config without EarlyStopping"
+            )
+
+    def after_fit(self) -> None:
+        test = None
+        if not self.trainer.interrupted and self.datamodule.hparams.split == "date" and self.config.fit.test_after_fit:
+            best, _ = checkpoint_paths(self.trainer)
+            if not best:
+                message = "so there is no best checkpoint: the test scores the weights of the last training step"
+                logging.getLogger(__name__).warning(f"no validation score was recorded (is validation off?), {message}")
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
+            test = {k: _floats(v) for k, v in (self.model.test_results or {}).items()}
+        summary = next(c for c in self.trainer.callbacks if isinstance(c, FitSummary)).summary or {}
+        run = Path(self.trainer.log_dir) if self.trainer.logger is not None and self.trainer.log_dir else None
+        best, last = checkpoint_paths(self.trainer)
+        self.result = FitResult(run, best, last, summary, test, self.datamodule.read_from_source)
 
     def before_validate(self) -> None:
         self._check_data("validate")
 
+    def after_validate(self) -> None:
+        metrics = {k.removeprefix("val/"): v for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
+        self.result = EvaluateResult({"model": _floats(metrics)}, self.datamodule.read_from_source)
+
     def before_test(self) -> None:
         self._check_data("test")
         ckpt = Path(self.config["test"].ckpt_path).absolute()
-        folder = run_folder_of(ckpt) or ckpt.parent
-        self._callback(TestReport).dirpath = folder / f"test-{ckpt.stem}"
+        report = next(c for c in self.trainer.callbacks if isinstance(c, TestReport))
+        report.dirpath = (run_folder_of(ckpt) or ckpt.parent) / f"test-{ckpt.stem}"
+
+    def after_test(self) -> None:
+        self.result = EvaluateResult(
+            {k: _floats(v) for k, v in (self.model.test_results or {}).items()}, self.datamodule.read_from_source
+        )
 
     def before_predict(self) -> None:
-        output = self.config["predict"].get("output") or "predictions.csv"
-        self.writer = CSVPredictionWriter(output)
+        self.writer = CSVPredictionWriter(None if self.keep_forecasts else self.config["predict"].get("output"))
         self.writer.check_output()
         self._check_data("predict")
         self.trainer.callbacks.append(self.writer)
 
     def after_predict(self) -> None:
-        if self.writer.summary and self.trainer.is_global_zero:
-            print(self.writer.summary_line())
-
-    def after_fit(self) -> None:
-        # the protocol's table for the best checkpoint, on the test split, when the data has one
-        if self.trainer.interrupted or self.datamodule.hparams.split != "date" or not self.config.fit.test_after_fit:
+        s = self.writer.summary
+        if s is None or not self.trainer.is_global_zero:
             return
-        best, _ = checkpoint_paths(self.trainer)
-        if not best:
-            log.warning(
-                "no validation score was recorded (is validation off?), so there is no best checkpoint: "
-                "the test scores the weights of the last training step"
-            )
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
+        if not self.keep_forecasts:
+            print(self.writer.summary_line())
+        counts = {k: v for k, v in s.items() if k != "path"}
+        read = self.datamodule.read_from_source
+        self.result = PredictResult(self.writer.output, **counts, frame=self.writer.frame, data_read=read)

@@ -1,5 +1,5 @@
-"""The command line's setup, as data: trainer and parser defaults, the arguments each subcommand adds, and the
-links between model and data settings. :class:`forecast.cli.ForecastCLI` applies them."""
+"""The command line's setup as data: trainer and parser defaults, each subcommand's own arguments, the links between
+model and data settings, and the parser class that knows which subcommand it parses."""
 
 from __future__ import annotations
 
@@ -9,122 +9,77 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback
 
+from forecast.callbacks import FitSummary, LastCheckpoint, TestReport
 from forecast.checkpoint import RUNS_FOLDER
 
 DEBUG_HELP = "--debug (or FORECAST_DEBUG=1) shows the traceback of an error and Lightning's own notices."
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
-# errors reach the dispatcher as exceptions (one line, no usage dump); no abbreviated options: --trainer.max_epoch
-# must not silently mean --trainer.max_epochs
+# errors raised (one line, no usage dump); no abbreviations: --trainer.max_epoch must not mean --trainer.max_epochs
 _STRICT = {"exit_on_error": False, "allow_abbrev": False}
 PARSER_KWARGS: dict[str, Any] = {
     **_STRICT,
     "prog": "python -m forecast",
-    "epilog": "One more subcommand, with its own options: backtest (walk-forward years with a significance test; "
-    f"python -m forecast backtest --help). {DEBUG_HELP}",
-    **{sub: {**_STRICT, "epilog": DEBUG_HELP} for sub in SUBCOMMANDS},
+    "epilog": f"More commands: python -m forecast --help. {DEBUG_HELP}",
+    **{sub: {**_STRICT, "epilog": DEBUG_HELP, "command": sub} for sub in ("fit", "validate", "test", "predict")},
 }
 
 
 def trainer_defaults() -> dict[str, Any]:
     """Trainer defaults: 10 epochs, a TensorBoard run folder per fit, the project's callbacks (fresh instances)."""
-    from forecast.callbacks import FitSummary, LastCheckpoint, TestReport
-
+    logger = {"name": RUNS_FOLDER, "default_hp_metric": False}
     return {
         "max_epochs": 10,
-        "logger": {
-            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-            "init_args": {"name": RUNS_FOLDER, "default_hp_metric": False},
-        },
+        "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": logger},
         "callbacks": [LastCheckpoint(), FitSummary(), TestReport()],
     }
 
 
+BEST = {"monitor": "val/mae", "mode": "min", "save_last": False, "auto_insert_metric_name": False}
 PARSER_DEFAULTS: dict[str, Any] = {
     # the best epoch by validation MAE (LastCheckpoint keeps last.ckpt fresh)
-    "checkpoint.monitor": "val/mae",
-    "checkpoint.mode": "min",
-    "checkpoint.save_last": False,
+    **{f"checkpoint.{key}": value for key, value in BEST.items()},
     "checkpoint.filename": "epoch{epoch:03d}-val_mae{val/mae:.4f}",
-    "checkpoint.auto_insert_metric_name": False,
     # real classes, so that --model.optimizer.lr 0.01 works without naming the class
     "model.optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-3, "weight_decay": 1e-2}},
     "model.lr_scheduler": {"class_path": "torch.optim.lr_scheduler.ExponentialLR", "init_args": {"gamma": 0.9}},
     "lr_monitor.logging_interval": "step",
 }
-
 TORCH_THREADS_HELP = (
     "torch.set_num_threads for this run (default: torch's own choice, one per core); a fixed count makes results "
     "repeat on machines with other core counts"
 )
-
-SUBCOMMAND_ARGUMENTS: dict[str, list[tuple[str, dict[str, Any]]]] = {
-    "fit": [
-        (
-            "--init_from",
-            {
-                "type": str | None,
-                "default": None,
-                "help": "warm start: a new run from this checkpoint's weights (a .ckpt path, or last / best: the "
-                "newest run's), with a fresh optimizer, schedule and epoch count; settings that decide what the "
-                "weights mean come from the checkpoint. --ckpt_path instead resumes the checkpoint's own run",
-            },
-        ),
-        (
-            "--test_after_fit",
-            {
-                "type": bool,
-                "default": True,
-                "help": "after fit, score the best checkpoint on the test split and save the table (date split only)",
-            },
-        ),
-    ],
-    "predict": [
-        (
-            "--output",
-            {"type": str, "default": "predictions.csv", "help": "CSV file for the forecasts (written atomically)"},
-        )
-    ],
+INIT_FROM_HELP = (
+    "warm start: a new run from this checkpoint's weights (a .ckpt path, or last / best: the newest run's), with a "
+    "fresh optimizer, schedule and epoch count; settings that decide what the weights mean come from the checkpoint. "
+    "--ckpt_path instead resumes the checkpoint's own run"
+)
+TEST_AFTER_FIT_HELP = "after fit, score the best checkpoint on the test split and save the table (date split only)"
+SUBCOMMAND_ARGUMENTS: dict[str, dict[str, dict[str, Any]]] = {
+    "fit": {
+        "--init_from": {"type": str | None, "default": None, "help": INIT_FROM_HELP},
+        "--test_after_fit": {"type": bool, "default": True, "help": TEST_AFTER_FIT_HELP},
+    },
+    "predict": {"--output": {"type": str, "default": "predictions.csv", "help": "CSV file for the forecasts"}},
 }
-
-SUBCOMMAND_DEFAULTS: dict[str, dict[str, Any]] = {
-    # validate, test and predict start no run: no TensorBoard folder, no config.yaml
-    "validate": {"trainer.logger": False},
-    "test": {"trainer.logger": False},
-    # forecasts go to the file, not into a list in memory
-    "predict": {"trainer.logger": False, "return_predictions": False},
-}
-
-
-def channels_count(channels: tuple[str, ...]) -> int:
-    """``model.in_channels`` from ``data.channels``."""
-    return len(channels)
-
-
-def close_index(channels: tuple[str, ...]) -> int:
-    # a missing Close is reported by the DataModule itself; 0 keeps the model valid until then
-    """``model.target_channel`` from ``data.channels``: the position of Close."""
-    return list(channels).index("Close") if "Close" in channels else 0
-
-
-def save_dir(root: str | None) -> str:
-    """The logger's folder from ``trainer.default_root_dir``: absolute, the current folder by default."""
-    return str(Path(root or ".").absolute())
-
-
-LINKS: list[tuple[str, str, Any]] = [
-    ("data.channels", "model.in_channels", channels_count),
-    ("data.channels", "model.target_channel", close_index),
+# validate, test and predict start no run: no TensorBoard folder, no config.yaml
+SUBCOMMAND_DEFAULTS = {sub: {"trainer.logger": False} for sub in ("validate", "test", "predict")}
+LINKS: list[tuple[str, str, Any]] = [  # (source, target, compute_fn): settings derived from others
+    ("data.channels", "model.in_channels", len),
+    # the position of Close (0 until the DataModule reports a missing Close itself)
+    ("data.channels", "model.target_channel", lambda c: list(c).index("Close") if "Close" in c else 0),
     ("data.base_len", "model.base_len", None),
     ("data.horizon", "model.horizon", None),
-    # every run lives under the root: <default_root_dir>/lightning_logs/version_N
-    ("trainer.default_root_dir", "trainer.logger.init_args.save_dir", save_dir),
+    # every run lives under the root, absolute: <default_root_dir>/lightning_logs/version_N
+    ("trainer.default_root_dir", "trainer.logger.init_args.save_dir", lambda root: str(Path(root or ".").absolute())),
 ]
-"""``(source, target, compute_fn)``: settings derived from others, never given directly."""
 
 
-class PlainHelpParser(LightningArgumentParser):
-    """Lightning's parser whose ``--help`` shows the docstrings' Sphinx markup as plain text (``"auto"`` → "auto",
-    :class:`datetime.timedelta` → datetime.timedelta)."""
+class ForecastParser(LightningArgumentParser):
+    """Lightning's parser, told which subcommand it parses (``command``; None for the main parser), whose ``--help``
+    shows the docstrings' Sphinx markup as plain text (:class:`datetime.timedelta` → datetime.timedelta)."""
+
+    def __init__(self, *args: Any, command: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.command = command
 
     def format_help(self) -> str:
         text = re.sub(r":(?:class|func|meth|data|mod|attr|obj):`~?([^`]+)`", r"\1", super().format_help())

@@ -13,6 +13,7 @@ window would take instead, and the process's peak RSS.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import subprocess
 import sys
@@ -41,6 +42,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--csv", default=None, help="keep the generated CSV here; reuse it when it exists")
+    parser.add_argument(
+        "--setup-only", action="store_true", help="stop after setup: print its seconds and peak RSS as one JSON line"
+    )
     parser.add_argument("--_write", dest="write", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.write:
@@ -66,6 +70,9 @@ def main() -> None:
         dm.setup("fit")
         setup_s = time.perf_counter() - start
         rss_setup = peak_rss_mb()
+    if args.setup_only:
+        print(json.dumps({"setup_s": round(setup_s, 2), "rss_setup_mb": round(rss_setup), "rows": len(dm.panel.dates)}))
+        return
     train = dm.datasets["train"]
     start = time.perf_counter()
     batches = sum(1 for _ in dm.train_dataloader())

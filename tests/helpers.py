@@ -105,3 +105,20 @@ def fit_briefly(model, datamodule, root: Path):
     )
     trainer.fit(model, datamodule=datamodule)
     return trainer
+
+
+def require(module: str, extra: str):
+    """Import ``module`` (of the optional extra ``extra``), or skip saying how to install it; with
+    ``FORECAST_REQUIRE_EXTRAS=1`` (CI) a missing extra fails the test instead: a test of a real component that
+    skips there proves nothing."""
+    import importlib
+
+    import pytest
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        message = f"{module} is not installed: pip install -e '.[{extra}]'"
+        if os.environ.get("FORECAST_REQUIRE_EXTRAS", "") not in ("", "0"):
+            pytest.fail(f"{message} (FORECAST_REQUIRE_EXTRAS is set: this test must run)")
+        pytest.skip(message)

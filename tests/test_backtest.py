@@ -3,6 +3,7 @@ report, resuming, and bad options failing in one line before any training."""
 
 import json
 import math
+import shlex
 import shutil
 
 import numpy as np
@@ -238,10 +239,14 @@ def test_backtest_end_to_end_reruns_and_resumes(tmp_path):
     predictions = pd.read_csv(out / "predictions" / "2017_seed0.csv")
     assert list(predictions.columns) == ["Name", "origin_date", "target_date", "step", "forecast"]
     assert predictions["target_date"].str[:4].eq("2017").all() and predictions["origin_date"].min() < "2017"
-    # each fold is a plain command a user can rerun
-    commands = (out / "runs" / "2017_seed0" / "commands.sh").read_text().splitlines()
-    assert commands[0].startswith("python -m forecast fit ") and "--data.test_end 2017-12-31" in commands[0]
-    assert commands[1].startswith("python -m forecast predict ")
+    # each fold is a plain command a user can rerun: its fit, run by hand in another root, scores the same
+    fit = shlex.split((out / "runs" / "2017_seed0" / "commands.sh").read_text().splitlines()[0])
+    assert fit[:4] == ["python", "-m", "forecast", "fit"] and "2017-12-31" in fit
+    fit[fit.index("--trainer.default_root_dir") + 1] = str(tmp_path / "by_hand")
+    assert run_main(fit[3:], tmp_path).returncode == 0
+    by_hand = json.loads((run_dir(tmp_path / "by_hand") / "fit_summary.json").read_text())
+    of_2017 = next(f for f in result["folds"] if f["year"] == 2017)
+    assert by_hand["best_val_rel_mae"] == pytest.approx(of_2017["best_val_rel_mae"], rel=1e-9)
     assert "2017" in first.stdout and "pooled" in first.stdout
 
     again = run_main(args, tmp_path)  # everything finished: nothing runs, the same numbers
@@ -253,7 +258,17 @@ def test_backtest_end_to_end_reruns_and_resumes(tmp_path):
     (run_dir(out / "runs" / "2017_seed0") / "fit_summary.json").unlink()
     resumed = run_main(args, tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "--ckpt_path last" in (out / "runs" / "2017_seed0" / "commands.sh").read_text()
+    fold_json = json.loads((out / "runs" / "2017_seed0" / "fold.json").read_text())
+    last = run_dir(out / "runs" / "2017_seed0") / "checkpoints" / "last.ckpt"
+    assert fold_json["commands"][-2].endswith(f"--ckpt_path {last}")  # the resumed fit
+    assert json.loads((out / "backtest.json").read_text())["summary"] == summary
+
+    # a folder written before fold records held scores (its fold.json: seconds and commands): still finished
+    for fold_json in (out / "runs").glob("*/fold.json"):
+        record = json.loads(fold_json.read_text())
+        fold_json.write_text(json.dumps({"seconds": record["seconds"], "commands": record["commands"]}))
+    older = run_main(args, tmp_path)
+    assert older.returncode == 0 and "2 finished earlier" in older.stdout
     assert json.loads((out / "backtest.json").read_text())["summary"] == summary
 
     other = run_main([*args, "--model.init_lam", "0.5"], tmp_path)  # other settings, same folder: refused

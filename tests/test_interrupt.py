@@ -145,7 +145,7 @@ def test_ctrl_c_during_a_tune_queues_the_trial_again(tmp_path):
 
 
 def test_an_interrupted_process_whose_shutdown_hangs_still_ends():
-    hang = "from forecast.terminal import end_within; import time; end_within(0.5, 130); time.sleep(60)"
+    hang = "from forecast.signals import end_within; import time; end_within(0.5, 130); time.sleep(60)"
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", hang], timeout=30)
     assert done.returncode == 130 and time.monotonic() - started < 20

@@ -26,3 +26,6 @@ def test_every_block_of_the_python_page_runs(tmp_path, capsys):
     assert "['2017-07-03', '2017-07-05']" in printed  # 2017-07-04 is a holiday
     assert "['AAPL']" in printed and "the checkpoint's value decides" in printed
     assert "DataFrame: non-numeric value 'n/a?' in column Close at row 3" in printed
+    assert "0 True version_1" in printed and "20 ['Name', 'origin_date', 'target_date', 'step', 'forecast']" in printed
+    assert "['2016', '2017'] 1" in printed and "['complete', 'complete'] best.yaml" in printed
+    assert "validation_only= needs two or more years" in printed

@@ -9,6 +9,7 @@ import torch
 from helpers import SMALL, run_dir, run_main
 
 from forecast.checkpoint import INIT_FROM_KEY, TRAINING_KEY, CheckpointSettings, SettingConflictError
+from forecast.errors import speaking
 from forecast.settings import Given, apply_rule, checkpoint_defaults
 
 FIT = [*SMALL, "--trainer.max_epochs", "1", "--test_after_fit", "false"]
@@ -49,7 +50,12 @@ def test_the_rule_as_a_pure_function():
         apply_rule(settings, Given(_values(data__horizon=10), {"data.horizon": 10}), "evaluate")
     # a resume cannot change the optimizer: the message names the argument, not the whole dictionary
     new_lr = {**ADAMW, "init_args": {**ADAMW["init_args"], "lr": 0.5}}
-    with pytest.raises(SettingConflictError, match=r"model.optimizer.lr 0.5 \(the checkpoint has 0.003\).*--init_from"):
+    with (
+        speaking("command line"),
+        pytest.raises(SettingConflictError, match=r"lr 0.5 \(the checkpoint has 0.003\).*--init_from"),
+    ):
+        apply_rule(settings, Given(_values(model__optimizer=new_lr), {}), "resume")
+    with pytest.raises(SettingConflictError, match=r"with init_from= instead of ckpt_path="):  # from Python: keywords
         apply_rule(settings, Given(_values(model__optimizer=new_lr), {}), "resume")
     with pytest.raises(SettingConflictError, match=r"model.lam_lr 0.1 \(the checkpoint has None\)"):
         apply_rule(settings, Given(_values(model__lam_lr=0.1), {}), "resume")

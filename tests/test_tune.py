@@ -5,8 +5,8 @@ failing in one line before any training."""
 import json
 import subprocess
 import sys
+from concurrent.futures import Future
 from pathlib import Path
-from typing import ClassVar
 
 import optuna
 import pytest
@@ -16,11 +16,11 @@ from conftest import CUSTOM
 from helpers import run_main
 
 from forecast.backtest.folds import FoldDates
-from forecast.tune import objective as objective_module
+from forecast.backtest.task import FoldResult, run_fold
 from forecast.tune import report
-from forecast.tune.objective import FOLDER_NUMBER, INTERRUPTED, RESUMES, Objective
 from forecast.tune.space import SearchSpaceError, option_argument, read_space
 from forecast.tune.study import enqueue_base, enqueue_interrupted, load_study, redact, seed_sampler
+from forecast.tune.trials import FOLDER_NUMBER, INTERRUPTED, RESUMES, Search, folder_number, trial_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,9 +32,9 @@ BRIEF = [
 
 SPACE = """
 model.optimizer.init_args.lr: {float: [1.0e-3, 1.0e-2], log: true}
-model.encoder_channels: {categorical: [[3, 6], [4, 8]]}
+model.decoder_channels: {categorical: [[8, 4], [8]]}
 data.normalisation: {categorical: [last, zscore]}
-trainer.max_epochs: {int: [1, 2]}
+model.kernel_size: {categorical: [3, 5]}
 """
 
 
@@ -45,14 +45,14 @@ def _space(tmp_path, text=SPACE):
 
 
 def test_search_space_gives_optuna_distributions(tmp_path):
-    dims = {d.name: d for d in read_space(_space(tmp_path))}
+    dims = {d.name: d for d in read_space(_space(tmp_path, SPACE + "trainer.max_epochs: {int: [1, 2]}\n"))}
     lr = dims["model.optimizer.init_args.lr"].distribution
     assert isinstance(lr, optuna.distributions.FloatDistribution) and (lr.low, lr.high, lr.log) == (1e-3, 1e-2, True)
     epochs = dims["trainer.max_epochs"].distribution
     assert isinstance(epochs, optuna.distributions.IntDistribution) and (epochs.low, epochs.high) == (1, 2)
-    channels = dims["model.encoder_channels"]
-    assert channels.structured and channels.distribution.choices == ("[3, 6]", "[4, 8]")  # lists stored as JSON
-    assert channels.corners() == [[3, 6], [4, 8]] and dims["trainer.max_epochs"].corners() == [1, 2]
+    channels = dims["model.decoder_channels"]
+    assert channels.structured and channels.distribution.choices == ("[8, 4]", "[8]")  # lists stored as JSON
+    assert channels.corners() == [[8, 4], [8]] and dims["trainer.max_epochs"].corners() == [1, 2]
     assert not dims["data.normalisation"].structured and dims["data.normalisation"].corners() == ["last", "zscore"]
     assert option_argument("model.encoder_channels", [3, 6]) == "--model.encoder_channels=[3, 6]"
     assert option_argument("data.normalisation", "last") == "--data.normalisation=last"
@@ -85,92 +85,102 @@ def test_bad_search_spaces_are_named(tmp_path, text, message):
     assert message in str(error.value)
 
 
-class _FakeRunner:
-    """Stands in for FoldRunner: each fold's best validation relMAE comes from ``SCORES[(lr, year)]`` (a missing
-    entry: the fit left no summary), and each run of a fold adds 10 s to its record."""
+class _TableExecutor:
+    """An executor (what backtest and tune run their folds on) whose folds score from a table instead of training:
+    ``scores[(lr, year)]`` (a missing entry: the fit recorded no score), 10 s each; ``interrupt_at`` years see Ctrl-C
+    while their fold runs."""
 
-    SCORES: ClassVar[dict] = {}
-    DURING_RUN: ClassVar[list] = []  # called with the fold while it "runs"
+    def __init__(self, scores, interrupt_at=()):
+        self.scores, self.interrupt_at, self.ended = scores, set(interrupt_at), []
 
-    def __init__(self, out, fit_args, extra):
-        self.out, self.lr = out, float(fit_args[-1].split("=")[1])
-        self.seconds: dict = {}
+    def submit(self, fn, task):
+        assert fn is run_fold
+        lr = float(next(o for o in task.options if o.startswith("--model.optimizer.init_args.lr=")).split("=")[1])
+        year, future = task.fold.dates.year, Future()
+        if year in self.interrupt_at:
+            future.set_exception(KeyboardInterrupt())
+        else:
+            score = self.scores.get((lr, year))
+            scores = {} if score is None else {"best_val_rel_mae": score}
+            future.set_result(FoldResult(task.fold, 0, scores, "", 10.0, []))
+        return future
 
-    def record(self, fold):
-        return {"seconds": self.seconds.get(fold.name, 0.0)}
-
-    def run(self, fold):
-        self.seconds[fold.name] = self.seconds.get(fold.name, 0.0) + 10.0
-        for call in self.DURING_RUN:
-            call(fold)
-        return self.record(fold)
-
-    def fit_summary(self, fold):
-        if (self.lr, fold.dates.year) not in self.SCORES:
-            raise FileNotFoundError("no fit_summary.json")
-        return {"best_val_rel_mae": self.SCORES[(self.lr, fold.dates.year)]}
-
-    def root(self, fold):
-        return self.out / fold.name
+    def shutdown(self, cancel=False):
+        self.ended.append(cancel)
 
 
-def test_objective_is_the_mean_over_years_and_the_median_pruner_stops_a_bad_trial(tmp_path, monkeypatch):
-    monkeypatch.setattr(objective_module, "FoldRunner", _FakeRunner)
+def test_objective_is_the_mean_over_years_and_the_median_pruner_stops_a_bad_trial(tmp_path):
     _space(tmp_path, "model.optimizer.init_args.lr: {categorical: [0.1, 0.2, 0.3, 0.4, 0.5, 0.9]}")
     dims = read_space(tmp_path / "space.yaml")
     # five complete trials with first-year scores 0.95..0.99, then one whose first year (1.20) is above their median
     lrs = [0.1, 0.2, 0.3, 0.4, 0.5, 0.9]
-    _FakeRunner.SCORES = {(lr, 2015): 0.95 + 0.01 * i for i, lr in enumerate(lrs[:5])}
-    _FakeRunner.SCORES |= {(lr, 2016): 1.0 for lr in lrs[:5]} | {(0.9, 2015): 1.20, (0.9, 2016): 0.5}
+    scores = {(lr, 2015): 0.95 + 0.01 * i for i, lr in enumerate(lrs[:5])}
+    scores |= {(lr, 2016): 1.0 for lr in lrs[:5]} | {(0.9, 2015): 1.20, (0.9, 2016): 0.5}
     study = load_study(optuna.storages.InMemoryStorage(), "s", {"fit": {}})
     for lr in lrs:
         study.enqueue_trial({"model.optimizer.init_args.lr": lr})
-    objective = Objective(tmp_path, [], [], dims, [2015, 2016], seed=0)
-    study.optimize(objective, n_trials=6)
+    search = Search(study, dims, [2015, 2016], tmp_path, (), seed=0)
+    told = []
+    search.run(6, 1, _TableExecutor(scores), told.append)
     trials = study.trials
+    assert [t.number for t in told] == [0, 1, 2, 3, 4, 5]  # each trial told once, as it ended
     assert [t.value for t in trials[:5]] == pytest.approx([(0.95 + 0.01 * i + 1.0) / 2 for i in range(5)])
     assert trials[5].state == optuna.trial.TrialState.PRUNED and trials[5].user_attrs["pruned_after"] == 2015
     assert trials[5].intermediate_values == {0: pytest.approx(1.20)}  # the running mean after the first year
     rows = report.trial_rows(study, dims, [2015, 2016])
     assert [r["number"] for r in rows] == [0, 1, 2, 3, 4, 5]  # complete by objective, then pruned
     study.enqueue_trial({"model.optimizer.init_args.lr": 0.9}, user_attrs={"base_config": True})
-    study.optimize(objective, n_trials=1)  # the same bad first year, but the base settings are the bar: never pruned
+    search.run(1, 1, _TableExecutor(scores), told.append)  # the same bad first year, but the base is the bar
     assert study.trials[6].state == optuna.trial.TrialState.COMPLETE and study.trials[6].value == pytest.approx(0.85)
     savings = report.pruning_savings(rows, [2015, 2016])  # 6 trials spent 5 x 20 + 10 s; one skipped fold of 10 s
     assert savings == pytest.approx({"spent_seconds": 110.0, "saved_seconds": 10.0, "saved_fraction": 10 / 120})
 
 
-def test_a_fit_without_a_score_fails_the_trial_and_ctrl_c_between_folds_stops_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(objective_module, "FoldRunner", _FakeRunner)
+def test_trials_under_way_at_once_are_each_told_once(tmp_path):
+    _space(tmp_path, "model.optimizer.init_args.lr: {categorical: [0.1, 0.2, 0.3, 0.4]}")
+    dims = read_space(tmp_path / "space.yaml")
+    study = load_study(optuna.storages.InMemoryStorage(), "s", {"fit": {}})
+    scores = {(lr, y): lr + y - 2015 for lr in (0.1, 0.2, 0.3, 0.4) for y in (2015, 2016)}
+    for lr in (0.1, 0.2, 0.3, 0.4):
+        study.enqueue_trial({"model.optimizer.init_args.lr": lr})
+    told = []
+    Search(study, dims, [2015, 2016], tmp_path, (), seed=0).run(4, 3, _TableExecutor(scores), told.append)
+    assert sorted(t.number for t in told) == [0, 1, 2, 3]
+    assert [t.value for t in study.trials] == pytest.approx([0.6, 0.7, 0.8, 0.9])
+
+
+def test_a_fit_without_a_score_fails_the_trial_and_ctrl_c_between_folds_stops_it(tmp_path):
     _space(tmp_path, "model.optimizer.init_args.lr: {categorical: [0.1, 0.2]}")
     dims = read_space(tmp_path / "space.yaml")
-    _FakeRunner.SCORES = {(0.1, 2015): 0.9, (0.2, 2015): 0.9}  # no summary for 2016 (e.g. --trainer.logger false)
+    scores = {(0.1, 2015): 0.9, (0.2, 2015): 0.9}  # no score for 2016 (e.g. validation off)
     study = load_study(optuna.storages.InMemoryStorage(), "s", {"fit": {}})
-    objective = Objective(tmp_path, [], [], dims, [2015, 2016], seed=0)
+    search = Search(study, dims, [2015, 2016], tmp_path, (), seed=0)
     study.enqueue_trial({"model.optimizer.init_args.lr": 0.1})
-    study.optimize(objective, n_trials=1, catch=(objective_module.TrialFailedError,))
+    search.run(1, 1, _TableExecutor(scores), lambda told: None)
     failed = study.trials[0]
     assert failed.state == optuna.trial.TrialState.FAIL and failed.user_attrs["seconds"] == 20.0
-    assert failed.user_attrs["fail_reason"].startswith("fold val2016_seed0 wrote no fit_summary.json")
-    # Ctrl-C while the first year's fit runs: the second year's fit never starts, and the trial is queued again
-    monkeypatch.setattr(_FakeRunner, "DURING_RUN", [lambda fold: objective.stopping.set()])
+    assert failed.user_attrs["fail_reason"].startswith("fold val2016_seed0: best validation relMAE is None")
+    # Ctrl-C while the second year's fit runs: the trial is failed as interrupted, its first year kept, and the
+    # folds under way are ended
     study.enqueue_trial({"model.optimizer.init_args.lr": 0.2})
-    study.optimize(objective, n_trials=1, catch=(objective_module.TrialFailedError,))
+    executor = _TableExecutor(scores, interrupt_at=[2016])
+    with pytest.raises(KeyboardInterrupt):
+        search.run(1, 1, executor, lambda told: None)
     stopped = study.trials[1]
     assert stopped.user_attrs["fail_reason"] == INTERRUPTED and stopped.user_attrs["seconds"] == 10.0
     assert "val_2015" in stopped.user_attrs and "val_2016" not in stopped.user_attrs
+    assert executor.ended == [True]
 
 
 def test_an_interrupted_trial_runs_again_first_in_its_own_folder(tmp_path):
     dims = read_space(_space(tmp_path))
     study = load_study(optuna.storages.InMemoryStorage(), "s", {"fit": {}})
-    objective = Objective(tmp_path, [], [], dims, [2015, 2016], seed=0)
-    params = {"model.optimizer.init_args.lr": 0.002, "model.encoder_channels": "[4, 8]"}
-    params |= {"data.normalisation": "last", "trainer.max_epochs": 2}
+    params = {"model.optimizer.init_args.lr": 0.002, "model.decoder_channels": "[8]"}
+    params |= {"data.normalisation": "last", "model.kernel_size": 3}
     study.enqueue_trial(params, user_attrs={"base_config": True})
 
     def interrupted(trial):
-        trial.set_user_attr(FOLDER_NUMBER, objective.folder_number(trial))
+        trial.set_user_attr(FOLDER_NUMBER, folder_number(trial))
         trial.set_user_attr("fail_reason", INTERRUPTED)
         for dim in dims:
             dim.sample(trial)
@@ -180,33 +190,27 @@ def test_an_interrupted_trial_runs_again_first_in_its_own_folder(tmp_path):
     assert enqueue_interrupted(study) == 1 and enqueue_interrupted(study) == 0  # queued once
     again = study.ask()
     assert again.number == 1 and again.user_attrs[RESUMES] == 0 and again.user_attrs["base_config"]
-    assert {d.name: d.sample(again) for d in dims}["model.encoder_channels"] == [4, 8]
-    assert (
-        objective.folder(objective.folder_number(again)) == tmp_path / "trials" / "0000"
-    )  # the first trial's finished folds are kept
+    assert {d.name: d.sample(again) for d in dims}["model.decoder_channels"] == [8]
+    assert trial_folder(tmp_path, folder_number(again)) == tmp_path / "trials" / "0000"  # its finished folds kept
     interrupted(again)  # interrupted a second time: queued again, still for folder 0, still the base settings
     assert enqueue_interrupted(study) == 1
     third = study.ask()
-    assert (
-        objective.folder(objective.folder_number(third)) == tmp_path / "trials" / "0000"
-        and third.user_attrs["base_config"]
-    )
+    assert folder_number(third) == 0 and third.user_attrs["base_config"]
     assert {d.name: d.sample(third) for d in dims}["model.optimizer.init_args.lr"] == 0.002
-    assert objective.folder(objective.folder_number(study.ask())) == tmp_path / "trials" / "0003"
+    assert trial_folder(tmp_path, folder_number(study.ask())) == tmp_path / "trials" / "0003"
 
 
 def test_the_base_settings_are_queued_first_where_the_space_holds_them(tmp_path):
     dims = read_space(_space(tmp_path))
     study = load_study(optuna.storages.InMemoryStorage(), "s", {"fit": {}})
-    settings = {"model": {"encoder_channels": [4, 8], "optimizer": {"init_args": {"lr": 0.5}}}}
-    settings |= {"trainer": {"max_epochs": 2}, "data": {"normalisation": "log"}}
+    settings = {"model": {"decoder_channels": [8], "optimizer": {"init_args": {"lr": 0.5}}}}
+    settings["model"]["kernel_size"] = 3
+    settings |= {"data": {"normalisation": "log"}}
     queued = enqueue_base(study, dims, settings)  # lr 0.5 is above the range and log is not a choice: sampled
-    assert queued == {"model.encoder_channels": "[4, 8]", "trainer.max_epochs": 2}
+    assert queued == {"model.decoder_channels": "[8]", "model.kernel_size": 3}
     trial = study.ask()
-    assert trial.user_attrs["base_config"] and {d.name: d.sample(trial) for d in dims}["model.encoder_channels"] == [
-        4,
-        8,
-    ]
+    sampled = {d.name: d.sample(trial) for d in dims}
+    assert trial.user_attrs["base_config"] and sampled["model.decoder_channels"] == [8]
     assert enqueue_base(study, dims, settings) == {}  # only on a new study
 
 
@@ -243,32 +247,34 @@ def test_tune_end_to_end_writes_a_best_config_that_fit_accepts_and_adds_trials_w
         summaries = sorted((out / "trials" / f"{trial['number']:04d}").glob("runs/*/*/*/fit_summary.json"))
         scores = [json.loads(p.read_text())["best_val_rel_mae"] for p in summaries]
         assert len(scores) == 2 and trial["objective"] == pytest.approx(sum(scores) / 2)
-        command = (out / "trials" / f"{trial['number']:04d}" / "runs" / "val2017_seed0" / "commands.sh").read_text()
-        assert f"--data.normalisation={trial['settings']['data.normalisation']}" in command
+        run = out / "trials" / f"{trial['number']:04d}" / "runs" / "val2017_seed0" / "lightning_logs" / "version_0"
+        ran = yaml.safe_load((run / "config.yaml").read_text())  # what the fold's fit ran with
+        assert ran["data"]["normalisation"] == trial["settings"]["data.normalisation"]
+        assert ran["model"]["kernel_size"] == trial["settings"]["model.kernel_size"]
     (base,) = [t for t in trials if t["number"] == 0]  # the first trial runs the base settings where the space has them
     assert base["base_config"] and base["reason"] == "the base config's settings"
-    assert base["settings"]["model.encoder_channels"] == [3, 6] and base["settings"]["trainer.max_epochs"] == 1
+    assert base["settings"]["model.decoder_channels"] == [8, 4] and base["settings"]["model.kernel_size"] == 5
     assert base["settings"]["data.normalisation"] == "zscore"  # the DataModule's default
     assert result["base"]["objective"] == base["objective"]
     best = trials[0]
     assert result["best"]["number"] == best["number"]
     config = yaml.safe_load((out / "best.yaml").read_text())
-    assert config["model"]["encoder_channels"] == best["settings"]["model.encoder_channels"]
+    assert config["model"]["decoder_channels"] == best["settings"]["model.decoder_channels"]
     assert config["model"]["optimizer"]["init_args"]["lr"] == best["settings"]["model.optimizer.init_args.lr"]
     assert config["data"]["normalisation"] == best["settings"]["data.normalisation"]
-    assert config["trainer"]["max_epochs"] == best["settings"]["trainer.max_epochs"]
+    assert config["model"]["kernel_size"] == best["settings"]["model.kernel_size"]
     table = (out / "tune.md").read_text()
     assert f"**Best: trial {best['number']}, mean validation relMAE {best['objective']:.4f}**" in table
 
     from forecast.cli import ForecastCLI  # fit takes best.yaml as is, with the tuned values
 
     cli = ForecastCLI(args=["--config", str(out / "best.yaml"), "--trainer.logger", "false"], run=False)
-    assert list(cli.model.hparams.encoder_channels) == best["settings"]["model.encoder_channels"]
+    assert list(cli.model.hparams.decoder_channels) == best["settings"]["model.decoder_channels"]
     assert cli.datamodule.hparams.normalisation == best["settings"]["data.normalisation"]
-    from forecast.backtest.cli import build_as_fit  # and backtest's checks pass on it, as they would before its folds
+    from forecast.backtest.walk import build_as_fit  # and backtest's checks pass on it, as they would before its folds
 
     _, settings = build_as_fit(["--config", str(out / "best.yaml")], FoldDates(2017))
-    assert settings["model"]["encoder_channels"] == best["settings"]["model.encoder_channels"]
+    assert settings["model"]["decoder_channels"] == best["settings"]["model.decoder_channels"]
 
     again = run_main([*args[:7], "1", *args[8:]], tmp_path)  # --trials 1: the study grows to 4 trials
     assert again.returncode == 0, again.stderr[-3000:]
@@ -313,6 +319,11 @@ def test_two_workers_share_one_storage(tmp_path):
         (SPACE, ["--years", "2016"], "--years needs two or more distinct validation years"),
         (SPACE, ["--years", "2003", "2016"], "year 2003: no train"),
         (SPACE, ["--years", "2016", "2017", "--data.val_end", "2016-12-31"], "--data.val_end is set for each fold"),
+        (
+            "trainer.max_epochs: {int: [1, 2]}",  # BRIEF gives --trainer.max_epochs 1
+            ["--years", "2016", "2017"],
+            "--trainer.max_epochs is given and the search space also names trainer.max_epochs",
+        ),
         ("model.lookbak: {int: [1, 3]}", ["--years", "2016", "2017"], "model.lookbak = 1 is not accepted by fit"),
         ("data.normalisation: {categorical: [last, bogus]}", ["--years", "2016", "2017"], "= 'bogus' is not accepted"),
         ("data.val_end: {categorical: ['2016-12-31']}", ["--years", "2016", "2017"], "set for each fold by the tune"),
@@ -347,7 +358,9 @@ def test_a_trial_whose_fit_fails_is_recorded_with_its_reason(tmp_path):
 
 def test_a_searched_window_length_the_years_cannot_hold_is_one_line(tmp_path):
     _space(tmp_path, "data.base_len: {int: [20, 5000]}")
-    result = run_main(["tune", "--search", "space.yaml", "--years", "2016", "2017", "--out", "tune", *BRIEF], tmp_path)
+    brief = [*BRIEF]
+    del brief[brief.index("--data.base_len") : brief.index("--data.base_len") + 2]  # searched, so not given
+    result = run_main(["tune", "--search", "space.yaml", "--years", "2016", "2017", "--out", "tune", *brief], tmp_path)
     assert (
         result.returncode == 2 and "windows of 5000 + 5 days" in result.stderr and "data.base_len 5000" in result.stderr
     )
@@ -390,8 +403,9 @@ def test_every_fit_of_a_trial_takes_the_configs_seed(tmp_path):
     done = run_main([*args, *BRIEF, "--seed_everything", "7"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "every fit seeded 7" in done.stdout
-    commands = (tmp_path / "tune" / "trials" / "0000" / "runs" / "val2016_seed7" / "commands.sh").read_text()
-    assert commands.rstrip().endswith("--test_after_fit false") and "--seed_everything 7" in commands
+    run = tmp_path / "tune" / "trials" / "0000" / "runs" / "val2016_seed7" / "lightning_logs" / "version_0"
+    ran = yaml.safe_load((run / "config.yaml").read_text())
+    assert ran["seed_everything"] == 7 and ran["test_after_fit"] is False
     study = optuna.load_study(study_name="forecast", storage=f"sqlite:///{tmp_path / 'tune' / 'study.db'}")
     assert study.user_attrs[SETTINGS_ATTR]["fit_seed"] == 7
     other = run_main([*args, *BRIEF, "--seed_everything", "8"], tmp_path)  # another seed: another search
@@ -400,7 +414,7 @@ def test_every_fit_of_a_trial_takes_the_configs_seed(tmp_path):
 
 def test_best_yaml_is_fits_own_parse_so_a_shorthand_key_lands_where_fit_reads_it(tmp_path):
     from forecast.cli import ForecastCLI
-    from forecast.tune.cli import base_config
+    from forecast.tune.search import base_config
 
     args = ["--config", "configs/djia.yaml", "--data.source", "synthetic", "--model.optimizer.lr=0.02"]
     config = base_config(args, {"data": {"source": "synthetic", "path": None}})

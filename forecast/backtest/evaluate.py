@@ -11,10 +11,10 @@ from pathlib import Path
 from forecast.backtest import report, summary
 from forecast.backtest.ensemble import ensemble_predictions, write_predictions
 from forecast.backtest.folds import BacktestError, FoldDates
-from forecast.backtest.runner import Fold, FoldRunner
 from forecast.backtest.scoring import FoldScore, read_predictions, score_fold
 from forecast.backtest.signal import combine, net_return
 from forecast.backtest.summary import ENSEMBLE
+from forecast.backtest.task import Fold, FoldStore
 from forecast.data.panel import Panel
 
 SETTINGS_FILE = "backtest_settings.json"
@@ -22,12 +22,12 @@ TITLE_FILE = "backtest_title.json"
 
 
 def score_and_report(
-    runner: FoldRunner, folds: list[Fold], panel: Panel, base_len: int, horizon: int, cost_bps: float, title: dict
+    store: FoldStore, folds: list[Fold], panel: Panel, base_len: int, horizon: int, cost_bps: float, title: dict
 ) -> None:
     """Score every fold's predictions file and each year's seed ensemble (written as
     ``predictions/{Y}_ensemble.csv`` when a year has two or more seeds); write and print the report."""
-    out = runner.out
-    predictions = {f: read_predictions(runner.predictions(f)) for f in folds}  # each file read once
+    out = store.out
+    predictions = {f: read_predictions(store.predictions(f)) for f in folds}  # each file read once
     scores = {(f.dates.year, f.seed): score_fold(panel, predictions[f], f.dates, base_len, horizon) for f in folds}
     ensembles = {}
     for year in sorted({f.dates.year for f in folds}):
@@ -36,7 +36,7 @@ def score_and_report(
             frame = ensemble_predictions([predictions[f] for f in of_year])
             write_predictions(out / "predictions" / f"{year}_{ENSEMBLE}.csv", frame)
             ensembles[year] = score_fold(panel, frame, of_year[0].dates, base_len, horizon)
-    records = {(f.dates.year, f.seed): runner.scored_record(f) for f in folds}
+    records = {(f.dates.year, f.seed): store.record(f) for f in folds}
     result = summary.summarise(scores, records, horizon, cost_bps, ensembles)
     long_short = {}
     for name, by_year in (("model", _by_year(scores)), (ENSEMBLE, {y: [s] for y, s in ensembles.items()})):
@@ -83,5 +83,6 @@ def score_only(out: Path, cost_bps: float) -> None:
     title = (
         json.loads(title_path.read_text()) if title_path.is_file() else {"title": f"Backtest in {out}", "options": ""}
     )
-    runner = FoldRunner(out, [])
-    score_and_report(runner, folds, panel, datamodule.hparams.base_len, datamodule.hparams.horizon, cost_bps, title)
+    score_and_report(
+        FoldStore(out), folds, panel, datamodule.hparams.base_len, datamodule.hparams.horizon, cost_bps, title
+    )

@@ -9,9 +9,10 @@ import numpy as np
 from forecast.backtest.dm import min_periods
 from forecast.data.panel import Panel
 from forecast.data.windows import date_splits
+from forecast.errors import UserError
 
 
-class BacktestError(ValueError):
+class BacktestError(UserError):
     """A backtest option that cannot work (a year without data, an output folder in use by other settings...)."""
 
 

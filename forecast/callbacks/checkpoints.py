@@ -8,6 +8,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from forecast.signals import EXIT_INTERRUPTED, end_within
+
 
 class LastCheckpoint(ModelCheckpoint):
     """``last.ckpt`` in the run's checkpoint folder, overwritten at every epoch's save point.
@@ -33,6 +35,4 @@ class LastCheckpoint(ModelCheckpoint):
                 file=sys.stderr,
                 flush=True,
             )
-            from forecast.terminal import EXIT_INTERRUPTED, end_within
-
             end_within(30.0, EXIT_INTERRUPTED)  # Lightning's shutdown hung once after this line (see end_within)

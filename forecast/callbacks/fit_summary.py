@@ -31,6 +31,7 @@ class FitSummary(Callback):
 
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
+        self.summary: dict[str, Any] | None = None  # what fit_summary.json holds, once the fit has ended
         self._elapsed_before = 0.0  # seconds of training in earlier parts of a resumed run
         self._started = time.monotonic()
 
@@ -84,6 +85,7 @@ class FitSummary(Callback):
             "last_checkpoint": last_path,
             "history": self.history,
         }
+        self.summary = summary
         if trainer.logger is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
             (log_dir / "fit_summary.json").write_text(json.dumps(summary, indent=2))

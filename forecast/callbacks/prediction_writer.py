@@ -31,13 +31,14 @@ class CSVPredictionWriter(BasePredictionWriter):
     Each rank saves its windows (index and dollar forecasts) to a part file; after a barrier, rank 0 merges
     the parts, keeps every window exactly once (a distributed sampler may repeat some to even out ranks),
     sorts by window index, and writes ``output`` atomically (:func:`forecast.atomic.write_atomic`). A crash leaves
-    no half-written file at ``output``.
+    no half-written file at ``output``. With ``output`` None the rows are kept in :attr:`frame` instead.
     """
 
-    def __init__(self, output: str | os.PathLike[str]) -> None:
+    def __init__(self, output: str | os.PathLike[str] | None) -> None:
         super().__init__(write_interval="epoch")
-        self.output = Path(output)
+        self.output = None if output is None else Path(output)
         self.summary: dict[str, Any] | None = None
+        self.frame: pd.DataFrame | None = None
         self._parts_dir: Path | None = None
 
     def summary_line(self) -> str:
@@ -54,6 +55,8 @@ class CSVPredictionWriter(BasePredictionWriter):
 
     def check_output(self) -> None:
         """Fail early, with one line, when ``output`` cannot be written."""
+        if self.output is None:
+            return
         parent = self.output.parent
         if not parent.is_dir():
             raise OSError(f"cannot write predictions: folder {parent} does not exist; create it or choose --output")
@@ -66,11 +69,13 @@ class CSVPredictionWriter(BasePredictionWriter):
         if stage != "predict":
             return
         self.check_output()
-        # a shared scratch folder beside the output: same filesystem, so the final rename is atomic
-        parts = self.output.parent / f".{self.output.name}.parts"
+        # a shared scratch folder beside the output (same filesystem, so the final rename is atomic), or, when the
+        # rows stay in memory, beside the run's root
+        where = self.output or Path(trainer.default_root_dir) / "predictions"
+        parts = where.parent / f".{where.name}.parts"
         if trainer.is_global_zero:
             shutil.rmtree(parts, ignore_errors=True)
-            parts.mkdir()
+            parts.mkdir(parents=True)
         trainer.strategy.barrier("prediction-writer-setup")
         self._parts_dir = parts
 
@@ -144,19 +149,23 @@ class CSVPredictionWriter(BasePredictionWriter):
         dataset = datamodule.datasets["predict"]
         if len(index) != len(dataset):
             raise RuntimeError(f"prediction writer: got {len(index)} windows of {len(dataset)}; some rank lost data")
-        self.output.parent.mkdir(parents=True, exist_ok=True)
+        if self.output is None:
+            self.frame = prediction_frame(dataset, index, forecast, quantiles, levels)
+            rows, targets = len(self.frame), [self.frame["target_date"].min(), self.frame["target_date"].max()]
+        else:
+            self.output.parent.mkdir(parents=True, exist_ok=True)
 
-        def write(tmp: Path) -> tuple[int, list[str]]:
-            with tmp.open("w", newline="") as handle:
-                return self._write_rows(handle, dataset, index, forecast, quantiles, levels)
+            def write(tmp: Path) -> tuple[int, list[str]]:
+                with tmp.open("w", newline="") as handle:
+                    return self._write_rows(handle, dataset, index, forecast, quantiles, levels)
 
-        rows, targets = write_atomic(self.output, write)
+            rows, targets = write_atomic(self.output, write)
         tickers, origins = dataset.origins(index)
         self.summary = {
             "rows": rows,
             "tickers": len(np.unique(tickers)),
             "origins": (str(origins.min()), str(origins.max())) if len(index) else ("", ""),
-            "targets": (min(targets), max(targets)) if targets else ("", ""),
+            "targets": (min(targets), max(targets)) if rows else ("", ""),
             "path": str(self.output),
         }
 

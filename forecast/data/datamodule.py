@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -18,13 +19,17 @@ from forecast.data.calendar import DEFAULT_CALENDAR, check_calendar
 from forecast.data.errors import NotEnoughDataError, plural
 from forecast.data.layouts import frame_chunks
 from forecast.data.normalise import METHODS
-from forecast.data.panel import MARKET, Panel, build_panel
+from forecast.data.panel import MARKET, LoadedPanel, Panel, build_panel
 from forecast.data.sampler import EpochSeededSampler
 from forecast.data.sources import KAGGLE_DATASET, KAGGLE_FILE, choose_source, download_kaggle, load_chunks
 from forecast.data.validate import clean_chunks
 from forecast.data.windows import Batch, WindowDataset, collate_batch, date_splits, latest_starts, tutorial_splits
 
 log = logging.getLogger(__name__)
+
+READING = ("source", "path", "cache_dir", "kaggle_dataset", "kaggle_file", "price_column", "date_format", "tickers",
+           "channels", "synthetic_tickers", "synthetic_seed")  # fmt: skip
+"""The data settings that decide the panel :meth:`StockDataModule.load_panel` reads (with ``base_len + horizon``)."""
 
 
 class StockDataModule(L.LightningDataModule):
@@ -118,6 +123,7 @@ class StockDataModule(L.LightningDataModule):
             self.hparams["tickers"] = [tickers]
         self.channels = channels
         self.panel: Panel | None = None
+        self.read_from_source = False  # whether load_panel read the data itself (not adopted)
         self.datasets: dict[str, WindowDataset] = {}
         self._naive_ratios: dict[tuple[float, ...], np.ndarray] = {}
 
@@ -133,17 +139,15 @@ class StockDataModule(L.LightningDataModule):
             download_kaggle(hp.cache_dir, hp.kaggle_dataset, hp.kaggle_file)
 
     def load_panel(self) -> Panel:
-        """Read, validate and index the data (once; later calls reuse it)."""
-        if self.panel is None:
-            hp = self.hparams
-            check_calendar(hp.calendar)
-            if self.frame is not None:
-                columns = [c for c in self.channels if c != MARKET]
-                chunks = frame_chunks(self.frame, hp.price_column, hp.frame_ticker, hp.date_format)
-                self.panel = build_panel(
-                    clean_chunks(chunks, columns), self.channels, hp.tickers, min_length=hp.base_len + hp.horizon
-                )
-                return self.panel
+        """Read, validate and index the data (once; later calls reuse it, as they do a panel :meth:`adopt` took)."""
+        if self.panel is not None:
+            return self.panel
+        hp = self.hparams
+        check_calendar(hp.calendar)
+        columns = [c for c in self.channels if c != MARKET]  # the market channel is derived, not read
+        if self.frame is not None:
+            chunks = frame_chunks(self.frame, hp.price_column, hp.frame_ticker, hp.date_format)
+        else:
             source, why = choose_source(hp.source, hp.path)
             if source == "synthetic" and hp.source == "auto":
                 log.warning(
@@ -156,27 +160,34 @@ class StockDataModule(L.LightningDataModule):
             self.hparams["source"] = source
             if source == "csv":
                 self.hparams["path"] = str(Path(hp.path).absolute())
-            chunks = load_chunks(
-                source,
-                hp.path,
-                hp.cache_dir,
-                {"n_tickers": hp.synthetic_tickers, "seed": hp.synthetic_seed},
-                hp.price_column,
-                hp.kaggle_dataset,
-                hp.kaggle_file,
-                hp.date_format,
-            )
-            columns = [c for c in self.channels if c != MARKET]  # the market channel is derived, not read
-            frame = clean_chunks(chunks, columns)
-            self.panel = build_panel(frame, self.channels, hp.tickers, min_length=hp.base_len + hp.horizon)
-            log.info(
-                "%s, %d rows, %s .. %s",
-                plural(len(self.panel.names), "ticker"),
-                len(self.panel.dates),
-                self.panel.dates.min(),
-                self.panel.dates.max(),
-            )
+            synthetic = {"n_tickers": hp.synthetic_tickers, "seed": hp.synthetic_seed}
+            chunks = load_chunks(source, hp.path, hp.cache_dir, synthetic, hp.price_column, hp.kaggle_dataset,
+                                 hp.kaggle_file, hp.date_format)  # fmt: skip
+        self.panel = build_panel(clean_chunks(chunks, columns), self.channels, hp.tickers, hp.base_len + hp.horizon)
+        self.read_from_source = True
+        if self.frame is None:
+            log.info("%s, %d rows, %s .. %s", plural(len(self.panel.names), "ticker"), len(self.panel.dates),
+                     self.panel.dates.min(), self.panel.dates.max())  # fmt: skip
         return self.panel
+
+    def reading(self) -> dict[str, Any]:
+        """The settings that decide what :meth:`load_panel` reads and keeps (the source resolved once it has run)."""
+        hp = self.hparams
+        # as JSON has them (tuples as lists): the same settings compare equal in any process
+        return json.loads(json.dumps({k: hp[k] for k in READING})) | {"min_length": hp.base_len + hp.horizon}
+
+    def loaded(self) -> LoadedPanel:
+        """The panel (read now if not yet) with the settings it was read with: for :meth:`adopt` elsewhere."""
+        panel = self.load_panel()
+        return LoadedPanel(panel, self.reading())
+
+    def adopt(self, loaded: LoadedPanel) -> bool:
+        """Use a panel another DataModule (or process) read, when it was read with this one's settings; whether it
+        did. Checks that need the data still run on it (split dates, windows)."""
+        if self.panel is not None or self.frame is not None or loaded.reading != self.reading():
+            return False
+        self.panel = loaded.panel
+        return True
 
     def setup(self, stage: str | None = None) -> None:
         """Index the windows (once) and check that the splits ``stage`` needs are not empty."""

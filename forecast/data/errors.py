@@ -1,7 +1,9 @@
 """Errors a user can cause with their data; each message is one line saying what is wrong and how to fix it."""
 
+from forecast.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """Base class of every data problem the loader detects (bad file, bad values, bad request)."""
 
 

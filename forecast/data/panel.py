@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,15 @@ class Panel:
     def ticker_of(self, rows: np.ndarray) -> np.ndarray:
         """Index of the ticker that owns each row."""
         return np.searchsorted(self.offsets, rows, side="right") - 1
+
+
+@dataclass(frozen=True)
+class LoadedPanel:
+    """A panel read once, and the settings it was read with (``StockDataModule.reading``): handed to the processes
+    of a backtest's folds or a search's trials, so that they do not read the data again."""
+
+    panel: Panel
+    reading: dict[str, Any]
 
 
 MARKET = "Market"

@@ -69,6 +69,21 @@ def _numbers(chunk: Chunk, column: str) -> np.ndarray:
     return values
 
 
+def _ticker_names(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each row's index into the chunk's ticker names (-1: an empty ticker), and those names, spaces stripped
+    (`` A`` and ``A`` are one ticker; two indices may name one ticker).
+
+    The distinct values are stripped, not the rows: a chunk of a million rows holds a few thousand tickers, and
+    stripping every row's text took longer than the rest of the chunk's checks.
+    """
+    local, uniques = pd.factorize(column)  # a missing value is -1
+    names = pd.Series(uniques).astype("string").str.strip()
+    blank = np.flatnonzero((names == "").to_numpy(dtype=bool))
+    if len(blank):
+        local = np.where(np.isin(local, blank), -1, local)
+    return local, [str(name) for name in names]
+
+
 class _Growing:
     """A 1-D array that chunks are appended to, doubling its capacity when full.
 
@@ -118,18 +133,19 @@ class _Rows:
                 f"{origin}: missing column(s) {', '.join(missing)}; expected {','.join(KNOWN_COLUMNS)} "
                 f"(found {','.join(map(str, frame.columns))})"
             )
-        names = frame["Name"].astype("string").str.strip()  # " A" and "A" are one ticker
-        empty = (names.isna() | (names == "")).to_numpy()
+        local, names = _ticker_names(frame["Name"])
+        empty = local < 0
         if empty.any():
             raise SchemaError(f"{origin}: empty ticker in column Name at {chunk.at(_first(empty))}")
-        local, uniques = pd.factorize(names.astype(str))
-        lookup = np.array([self.tickers.setdefault(name, len(self.tickers)) for name in uniques], dtype=np.int32)
+        lookup = np.array([self.tickers.setdefault(name, len(self.tickers)) for name in names], dtype=np.int32)
         self.dates.append(_dates(chunk))
         for column in self.columns:
             self.values[column].append(_numbers(chunk, column))
         self.starts.append(self.codes.size)
         self.codes.append(lookup[local])
-        self.sources.append(replace(chunk, frame=frame.iloc[:0]))
+        # the chunk without its rows, for messages: a new empty frame, not frame.iloc[:0], whose columns are views
+        # that keep every row of the chunk (its text included) alive to the end of the read
+        self.sources.append(replace(chunk, frame=pd.DataFrame(columns=frame.columns)))
 
     def take(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """The ticker codes, dates and value columns of every row, each as one array; this object keeps only

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from forecast.errors import option
 from forecast.nn import RidgeRegression
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"elu": nn.ELU, "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
@@ -170,13 +171,13 @@ class RidgePostdiction(nn.Module):
         if base_len <= horizon:
             raise ValueError(
                 f"data.base_len {base_len} must be longer than data.horizon {horizon}: the ridge layer learns from "
-                "the base's own early days how they lead to its last ones; raise --data.base_len or lower "
-                "--data.horizon"
+                f"the base's own early days how they lead to its last ones; raise {option('data.base_len')} or lower "
+                f"{option('data.horizon')}"
             )
         if self.lookback < 1 or self.shifts < 1:
             raise ValueError(
                 f"model.lookback {lookback} must be in 1..{base_len - horizon} (data.base_len {base_len} minus "
-                f"data.horizon {horizon}); lower --model.lookback, or raise --data.base_len"
+                f"data.horizon {horizon}); lower {option('model.lookback')}, or raise {option('data.base_len')}"
             )
         if pool not in ("sample", "batch"):
             raise ValueError(f"pool must be 'sample' or 'batch', got {pool!r}")

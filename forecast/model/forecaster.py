@@ -12,15 +12,12 @@ from torch import Tensor, nn
 from forecast.checkpoint import INIT_FROM_KEY, TRAINING_KEY
 from forecast.data.normalise import denormalise
 from forecast.data.windows import Batch
+from forecast.errors import TrainingDivergedError, option
 from forecast.model.blocks import postdiction_network
 from forecast.model.losses import LOSSES, forecast_loss
 from forecast.model.metrics import ForecastMetrics, naive_quantile_forecast
 from forecast.model.optim import optimizer_and_schedule
 from forecast.model.quantiles import IntervalMetrics, check_levels, interval_quantiles
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The training loss became NaN or infinite: an internal failure of training, not a problem with the input."""
 
 
 class Forecaster(L.LightningModule):
@@ -213,8 +210,8 @@ class Forecaster(L.LightningModule):
         if not bool(torch.isfinite(loss)):
             raise TrainingDivergedError(
                 f"the training loss became {loss.detach().item()} at epoch {self.current_epoch}, "
-                f"step {self.global_step}; try a lower learning rate (--model.optimizer.lr), gradient clipping "
-                "(--trainer.gradient_clip_val 1.0) or a larger --model.init_lam"
+                f"step {self.global_step}; try a lower learning rate ({option('model.optimizer.lr', 'lr')}), gradient "
+                f"clipping ({option('trainer.gradient_clip_val')} 1.0) or a larger {option('model.init_lam')}"
             )
         batch_size = batch["x"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from forecast.errors import ConfigError, first_line, option
 from forecast.model.blocks import RidgePostdiction
 
 
@@ -50,13 +51,10 @@ def check_optimizer(model: nn.Module) -> None:
     """Build ``model``'s optimizer and scheduler once, before a run writes anything: a value their constructors
     refuse (a negative learning rate, say) is the user's to fix (:class:`forecast.settings.ConfigError`), not an
     internal failure after the run folder exists."""
-    from forecast.settings import ConfigError
-    from forecast.terminal import first_line
-
     try:
         model.configure_optimizers()  # type: ignore[operator]
     except (ValueError, TypeError) as exc:
         raise ConfigError(
-            f"invalid optimizer or LR scheduler setting: {first_line(exc)}; fix the --model.optimizer.* or "
-            "--model.lr_scheduler.* value (python -m forecast fit --print_config shows them)"
+            f"invalid optimizer or LR scheduler setting: {first_line(exc)}; fix the "
+            f"{option('model.optimizer', 'optimizer')} or {option('model.lr_scheduler', 'lr_scheduler')} value"
         ) from exc

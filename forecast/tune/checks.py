@@ -1,14 +1,15 @@
-"""What ``forecast tune`` checks about its search space before any training: each setting is one fit may take
-(every categorical choice and both ends of every range through fit's own parser, constructors and optimizer),
-is not one the tune sets itself, and leaves every validation year with windows."""
+"""What ``forecast tune`` checks about its search space before any training: each setting is one fit takes (every
+categorical choice and both ends of every range through fit's own parser, constructors and optimizer), is not one
+the tune sets itself nor one the command line also gives, and leaves every validation year with windows."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from forecast.backtest.cli import OWNED, quiet_lightning
 from forecast.backtest.folds import BacktestError, FoldDates, check_years
+from forecast.backtest.walk import OWNED, owned_option, quiet_lightning
+from forecast.errors import option
 from forecast.tune.space import Dimension, option_argument
 from forecast.tune.study import TuneError
 
@@ -24,19 +25,29 @@ NOT_SEARCHED = {
 
 
 def check_space(dimensions: list[Dimension], fit_args: list[str], fold: FoldDates) -> None:
-    """Give every categorical choice and both ends of every range to the fit's parser and constructors (the other
-    settings as configured); one :class:`TuneError` line for the first that is refused."""
+    """Give every categorical choice and both ends of every range to fit's parser and constructors (the other
+    settings as configured), with one parser; one :class:`TuneError` line for the first that is refused."""
     from forecast.cli import ForecastCLI
 
     for dimension in dimensions:
         if dimension.name in NOT_SEARCHED:
             raise TuneError(f"search space: {dimension.name} {NOT_SEARCHED[dimension.name]}; remove it")
+    given = owned_option(fit_args, {d.name: "" for d in dimensions})
+    if given:
+        raise TuneError(
+            f"{option(given)} is given and the search space also names {given}: a searched setting is the search's; "
+            "drop one of them"
+        )
+    with quiet_lightning():
+        parser = ForecastCLI(args=[*fit_args, *fold.arguments()], run=False).parser
+    for dimension in dimensions:
         for value in dimension.corners():
-            args = [*fit_args, *fold.arguments(), option_argument(dimension.name, value)]
             try:
                 with quiet_lightning():
-                    cli = ForecastCLI(args=args, run=False)
-                    cli.model.configure_optimizers()  # the optimizer and schedule are built only when a fit starts
+                    built = parser.instantiate_classes(
+                        parser.parse_args([*fit_args, *fold.arguments(), option_argument(dimension.name, value)])
+                    )
+                    built.model.configure_optimizers()  # the optimizer and schedule are built only when a fit starts
             except (argparse.ArgumentError, ValueError, TypeError) as exc:
                 message = " ".join(str(exc).split())
                 raise TuneError(

@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from forecast.atomic import write_atomic
-from forecast.tune.objective import BASE_ATTR
 from forecast.tune.space import Dimension, decode_params
+from forecast.tune.trials import BASE_ATTR
 
 
 def trial_rows(study: Any, dimensions: list[Dimension], years: list[int]) -> list[dict[str, Any]]:

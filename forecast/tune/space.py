@@ -20,11 +20,13 @@ from typing import Any
 
 import yaml
 
+from forecast.errors import UserError
+
 KINDS = ("float", "int", "categorical")
 OPTIONS = {"float": {"log", "step"}, "int": {"log", "step"}, "categorical": set()}
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(UserError):
     """A search-space file that cannot be read or sampled."""
 
 

@@ -18,16 +18,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forecast.tune.objective import BASE_ATTR, FOLDER_NUMBER, INTERRUPTED, RESUMES
+from forecast.backtest.walk import setting_changes
+from forecast.errors import UserError
+from forecast.tune.trials import BASE_ATTR, FOLDER_NUMBER, INTERRUPTED, RESUMES
 
 HEARTBEAT_SECONDS = 60
-GRACE_SECONDS = 180
+"""How often a worker tells the storage its trials are alive; a trial silent for 3 times that is run again."""
 STARTUP_TRIALS = 5
 CREATE_ATTEMPTS = 6
 SETTINGS_ATTR = "forecast_settings"
 
 
-class TuneError(ValueError):
+class TuneError(UserError):
     """A tune option that cannot work: told in one line before any training."""
 
 
@@ -36,7 +38,7 @@ def default_storage(out: Path) -> str:
     return f"sqlite:///{out / 'study.db'}"
 
 
-def open_storage(url: str) -> Any:
+def open_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS) -> Any:
     """Optuna's RDB storage at ``url`` with heartbeats and retry of lost trials; one :class:`TuneError` line when
     it cannot be reached."""
     import optuna
@@ -52,8 +54,8 @@ def open_storage(url: str) -> Any:
             try:
                 return RDBStorage(
                     url,
-                    heartbeat_interval=HEARTBEAT_SECONDS,
-                    grace_period=GRACE_SECONDS,
+                    heartbeat_interval=heartbeat,
+                    grace_period=3 * heartbeat,
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
                     **kwargs,
                 )
@@ -110,8 +112,6 @@ def load_study(
     if theirs is None:  # its creator died before writing them: ours define it from now on
         study.set_user_attr(SETTINGS_ATTR, ours)
     elif theirs != ours:
-        from forecast.backtest.cli import setting_changes  # the backtest's comparison of recorded settings
-
         changes = setting_changes(theirs, ours) or [("settings", theirs, ours)]  # e.g. {} against a missing key
         key, there, now = changes[0]
         raise TuneError(

@@ -1,0 +1,77 @@
+"""The run API the commands are made of: ``fit``, ``validate``, ``test`` and ``predict`` as functions that return what
+happened (:mod:`forecast.results`) or raise a typed error (:class:`forecast.errors.UserError` for what the caller
+can fix).
+
+A config is what the command line takes, as a list of options (``["--config", "configs/djia.yaml",
+"--trainer.max_epochs", "3"]``) or as a mapping (a config file's content, ``{"trainer": {"max_epochs": 3}}``); the
+same rule for settings applies (:mod:`forecast.settings`). ``python -m forecast fit ARGS`` is ``fit(ARGS)``.
+
+    >>> result = fit(["--data.source", "synthetic", "--trainer.max_epochs", "1"])  # doctest: +SKIP
+    >>> result.best_val_rel_mae, result.best_checkpoint  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from forecast.cli import ForecastCLI
+from forecast.data.panel import LoadedPanel
+from forecast.results import EvaluateResult, FitResult, PredictResult
+
+Config = Sequence[str] | Mapping[str, Any]
+"""Command-line options, or a config mapping."""
+
+
+def options(config: Config) -> list[str]:
+    """``config`` as command-line options: a mapping becomes one inline config (``--config '{...}'``)."""
+    if isinstance(config, Mapping):
+        return ["--config", json.dumps(dict(config), default=str)]
+    if isinstance(config, str):
+        raise TypeError(f"a config is a list of options or a mapping, not the string {config!r}")
+    return [str(a) for a in config]
+
+
+def command(argv: Sequence[str], data: LoadedPanel | None = None, keep_forecasts: bool = False) -> Any:
+    """Run ``python -m forecast SUBCOMMAND ...`` (``argv`` from the subcommand, or a config before it) and return
+    its result; None for ``--help`` and ``--print_config``."""
+    try:
+        return ForecastCLI(args=list(argv), data=data, keep_forecasts=keep_forecasts).result
+    finally:
+        # a DDP run's process group, which Lightning keeps for reuse: left to the interpreter's exit, its threads
+        # were seen to abort the process there ("terminate called without an active exception", exit -6)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def fit(config: Config = (), *, data: LoadedPanel | None = None) -> FitResult:
+    """Train a model (``python -m forecast fit``): a new run, a resume (``ckpt_path``) or a warm start
+    (``init_from``). ``data``: a panel already read with the same data settings, used instead of reading again."""
+    return command(["fit", *options(config)], data)
+
+
+def validate(config: Config) -> EvaluateResult:
+    """Score a checkpoint (``ckpt_path`` in ``config``) on the validation split."""
+    return command(["validate", *options(config)])
+
+
+def test(config: Config) -> EvaluateResult:
+    """Score a checkpoint (``ckpt_path`` in ``config``) on the test split against the naive and drift baselines,
+    saving the report beside the checkpoint's run."""
+    return command(["test", *options(config)])
+
+
+test.__test__ = False  # type: ignore[attr-defined]  # a function named test, not a test for pytest
+
+
+def predict(config: Config, *, output: str | Path | None = None, data: LoadedPanel | None = None) -> PredictResult:
+    """Forecast with a checkpoint (``ckpt_path`` in ``config``): written to ``output`` (a CSV file, atomically), or
+    with ``output`` None returned as :attr:`PredictResult.frame`."""
+    args = options(config)
+    if output is not None:
+        return command(["predict", *args, "--output", str(output)], data)
+    return command(["predict", *args], data, keep_forecasts=True)
