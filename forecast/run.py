@@ -27,13 +27,20 @@ Config = Sequence[str] | Mapping[str, Any]
 """Command-line options, or a config mapping."""
 
 
-def options(config: Config) -> list[str]:
-    """``config`` as command-line options: a mapping becomes one inline config (``--config '{...}'``)."""
-    if isinstance(config, Mapping):
-        return ["--config", json.dumps(dict(config), default=str)]
+def options(config: Config, prefix: str = "") -> list[str]:
+    """``config`` as command-line options: a mapping becomes one flag per setting, ``{"trainer": {"max_epochs": 3}}``
+    ``--trainer.max_epochs=3`` (a class with its arguments, ``{"class_path": ..., "init_args": ...}``, one flag)."""
     if isinstance(config, str):
         raise TypeError(f"a config is a list of options or a mapping, not the string {config!r}")
-    return [str(a) for a in config]
+    if not isinstance(config, Mapping):
+        return [str(a) for a in config]
+    flags = []
+    for key, value in config.items():
+        if isinstance(value, Mapping) and "class_path" not in value:
+            flags += options(value, f"{prefix}{key}.")
+        else:
+            flags.append(f"--{prefix}{key}={value if isinstance(value, str) else json.dumps(value)}")
+    return flags
 
 
 def command(argv: Sequence[str], data: LoadedPanel | None = None, keep_forecasts: bool = False) -> Any:
