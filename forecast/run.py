@@ -12,7 +12,9 @@ same rule for settings applies (:mod:`forecast.settings`). ``python -m forecast 
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import torch
 
 from forecast.cli import ForecastCLI
 from forecast.data.panel import LoadedPanel
+from forecast.errors import ConfigError, interface
 from forecast.results import EvaluateResult, FitResult, PredictResult
 
 Config = Sequence[str] | Mapping[str, Any]
@@ -46,9 +49,18 @@ def options(config: Config, prefix: str = "") -> list[str]:
 def command(argv: Sequence[str], data: LoadedPanel | None = None, keep_forecasts: bool = False) -> Any:
     """Run ``python -m forecast SUBCOMMAND ...`` (``argv`` from the subcommand, or a config before it) and return
     its result; None for ``--help`` and ``--print_config``."""
+    saved = sys.argv
+    # DDP starts its other ranks by running sys.argv again: from Python, in a worker process or a Ray task too
+    sys.argv = [str(Path(__file__).with_name("__main__.py")), *map(str, argv)]
     try:
         return ForecastCLI(args=list(argv), data=data, keep_forecasts=keep_forecasts).result
+    except argparse.ArgumentError as exc:
+        if interface() == "command line":
+            raise
+        text = " ".join(str(exc).split()).replace("--", "")  # from Python the settings have no dashes
+        raise ConfigError(f"{text}; python -m forecast {argv[0] if argv else 'fit'} --help lists the settings") from exc
     finally:
+        sys.argv = saved
         # a DDP run's process group, which Lightning keeps for reuse: left to the interpreter's exit, its threads
         # were seen to abort the process there ("terminate called without an active exception", exit -6)
         if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -400,3 +400,34 @@ def test_a_test_year_too_short_for_its_dm_test_is_refused_before_training():
     check_years(panel, 3, 2, [2021], validation_only=False)  # 2-step windows: 5 origin dates, 2h = 4 needed
     with pytest.raises(BacktestError, match="year 2021: 4 test origin dates, and the Diebold–Mariano test of 3-step"):
         check_years(panel, 3, 3, [2021], validation_only=False)  # 3-step windows: 4 origins, 6 needed
+
+
+def test_a_fold_uses_the_panel_it_is_handed_even_where_its_file_is_missing(tmp_path, small_panel):
+    """What a node of a cluster without the data file does: the driver's panel is enough."""
+    from forecast.backtest.task import Fold, FoldTask, run_fold
+
+    csv = tmp_path / "prices.csv"
+    small_panel.to_csv(csv, index=False)
+    datamodule = StockDataModule(source="csv", path=str(csv), base_len=20, horizon=5)
+    loaded = datamodule.loaded()
+    csv.unlink()  # not on this "node"
+    options = (*BRIEF[4:], "--data.source", "csv", "--data.path", str(csv))  # BRIEF without its synthetic source
+    assert BRIEF[:4] == ["--data.source", "synthetic", "--data.synthetic_tickers", "2"]
+    task = FoldTask(Fold(FoldDates(2017), 0), tmp_path / "fold", options, tmp_path / "p.csv")
+    result = run_fold(task, loaded)
+    assert not result.data_read and result.predictions is not None and len(result.predictions) > 0
+    assert result.best_epoch is not None and set(result.predictions["Name"].unique()) == set(small_panel["Name"])
+
+
+def test_a_fold_can_train_with_ddp(tmp_path):
+    """A fold's fit may take several processes (DDP): its other ranks are started from the worker's own command."""
+    from helpers import run_subprocess
+
+    args = ["backtest", "--validation_only", "--years", "2015", "2016", "--out", "bt", *BRIEF]
+    args += ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.max_epochs", "1"]
+    done = run_subprocess(args, tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "bt" / "backtest.json").read_text())
+    assert set(result["summary"]["years"]) == {"2015", "2016"}
+    config = (tmp_path / "bt" / "runs" / "val2016_seed0" / "lightning_logs" / "version_0" / "config.yaml").read_text()
+    assert "strategy: ddp" in config

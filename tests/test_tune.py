@@ -273,7 +273,7 @@ def test_tune_end_to_end_writes_a_best_config_that_fit_accepts_and_adds_trials_w
     assert cli.datamodule.hparams.normalisation == best["settings"]["data.normalisation"]
     from forecast.backtest.walk import build_as_fit  # and backtest's checks pass on it, as they would before its folds
 
-    _, settings = build_as_fit(["--config", str(out / "best.yaml")], FoldDates(2017))
+    settings = build_as_fit(["--config", str(out / "best.yaml")], FoldDates(2017)).settings
     assert settings["model"]["decoder_channels"] == best["settings"]["model.decoder_channels"]
 
     again = run_main([*args[:7], "1", *args[8:]], tmp_path)  # --trials 1: the study grows to 4 trials
@@ -413,11 +413,11 @@ def test_every_fit_of_a_trial_takes_the_configs_seed(tmp_path):
 
 
 def test_best_yaml_is_fits_own_parse_so_a_shorthand_key_lands_where_fit_reads_it(tmp_path):
+    from forecast.backtest.walk import build_as_fit
     from forecast.cli import ForecastCLI
-    from forecast.tune.search import base_config
 
     args = ["--config", "configs/djia.yaml", "--data.source", "synthetic", "--model.optimizer.lr=0.02"]
-    config = base_config(args, {"data": {"source": "synthetic", "path": None}})
+    config = build_as_fit(args, FoldDates(2016, validation_only=True)).config(args)
     assert config["model"]["optimizer"]["init_args"]["lr"] == 0.02 and "lr" not in config["model"]["optimizer"]
     report.write_best(tmp_path / "best.yaml", config, "a header\nof two lines")
     text = (tmp_path / "best.yaml").read_text()

@@ -32,7 +32,7 @@ def add_executor_options(parser: argparse.ArgumentParser, what: str) -> None:
         choices=("local", "ray"),
         default="local",
         help=f"local: {what} in worker processes here; ray: as Ray tasks on a cluster (pip install 'forecast[ray]'; "
-        "docs/scale.md). The torch threads of each are the config's torch_threads, else this machine's cores / jobs",
+        "docs/scale.md). The torch threads of each are the config's torch_threads, else torch's own count here / jobs",
     )
     parser.add_argument("--address", help="the Ray cluster: auto or HOST:PORT (default: Ray's own default)")
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
+import shutil
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +50,12 @@ class Fold:
 @dataclass(frozen=True)
 class FoldTask:
     """A fold to run: ``root`` its folder, ``options`` the fit options (config and overrides) before the fold's own
-    (its seed, split dates and root)."""
+    (its seed, split dates and root), ``predictions`` where the driver writes a test fold's forecasts."""
 
     fold: Fold
     root: Path
     options: tuple[str, ...]
+    predictions: Path | None = None
 
     def fit_options(self) -> list[str]:
         """Every option of the fold's fit (and predict)."""
@@ -90,8 +93,17 @@ def _output_to(log: Path) -> Iterator[None]:
         yield
 
 
-def _command(name: str, options: list[str]) -> str:
-    return f"python -m forecast {name} {shlex.join(options)}"
+def scores_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """A fit summary's best epoch and scores of that epoch (``best_val_rel_mae``, ...)."""
+    return {"best_epoch": summary.get("best_epoch"), **{k: v for k, v in summary.items() if k.startswith(SCORES)}}
+
+
+def _announce(task: FoldTask, name: str, options: list[str], commands: list[str]) -> None:
+    """Record a command the fold runs now: in its log, its ``commands.sh`` (to rerun by hand) and its result."""
+    commands.append(f"python -m forecast {name} {shlex.join(options)}")
+    with (task.root / "commands.sh").open("a") as script:
+        script.write(f"{commands[-1]}\n")
+    print(f"$ {commands[-1]}", flush=True)
 
 
 def run_fold(task: FoldTask, data: LoadedPanel | None = None) -> FoldResult:
@@ -100,38 +112,41 @@ def run_fold(task: FoldTask, data: LoadedPanel | None = None) -> FoldResult:
     started = time.monotonic()
     task.root.mkdir(parents=True, exist_ok=True)
     options = [*task.fit_options(), "--test_after_fit", "false"]
-    last = task.run_dir / "checkpoints" / "last.ckpt"
-    summary_file = task.run_dir / "fit_summary.json"
-    commands, read = [], False
+    last, summary_file = task.run_dir / "checkpoints" / "last.ckpt", task.run_dir / "fit_summary.json"
+    if task.run_dir.is_dir() and not last.is_file() and not summary_file.is_file():
+        shutil.rmtree(task.run_dir)  # an attempt stopped before its first checkpoint: start again in the same folder
+    commands: list[str] = []
+    read = False
     with _output_to(task.root / "fold.log"):
-        if summary_file.is_file():  # its fit finished in an earlier attempt
-            summary = json.loads(summary_file.read_text())
-        else:
-            fit_options = [*options, "--ckpt_path", str(last)] if last.is_file() else options
-            commands.append(_command("fit", fit_options))
-            print(f"$ {commands[-1]}", flush=True)
-            fitted = run.fit(fit_options, data=data)
-            summary, read = fitted.summary, fitted.data_read
-        predictions = None
-        if not task.fold.dates.validation_only:
-            predict_options = [*task.fit_options(), "--ckpt_path", summary["best_checkpoint"]]
-            predict_options += ["--data.predict_set", "test"]
-            commands.append(_command("predict", [*predict_options, "--output", "predictions.csv"]))
-            print(f"$ {commands[-1]}", flush=True)
-            predicted = run.predict(predict_options, data=data)
-            predictions, read = predicted.frame, read or predicted.data_read
-    with (task.root / "commands.sh").open("a") as script:
-        script.writelines(f"{command}\n" for command in commands)
-    return FoldResult(
-        task.fold,
-        summary.get("best_epoch"),
-        {k: v for k, v in summary.items() if k.startswith(SCORES)},
-        summary.get("best_checkpoint", ""),
-        time.monotonic() - started,
-        commands,
-        predictions,
-        read,
-    )
+        try:
+            if summary_file.is_file():  # its fit finished in an earlier attempt
+                summary = json.loads(summary_file.read_text())
+            else:
+                fit_options = [*options, "--ckpt_path", str(last)] if last.is_file() else options
+                _announce(task, "fit", fit_options, commands)
+                fitted = run.fit(fit_options, data=data)
+                summary, read = fitted.summary, fitted.data_read
+            predictions = None
+            if not task.fold.dates.validation_only:
+                predict = [*task.fit_options(), "--ckpt_path", summary["best_checkpoint"], "--data.predict_set", "test"]
+                _announce(task, "predict", [*predict, "--output", str(task.predictions)], commands)
+                predicted = run.predict(predict, data=data)
+                # text columns as categories: a large universe's year is millions of rows, sent back to the driver
+                predictions = predicted.frame.astype({c: "category" for c in ("Name", "origin_date", "target_date")})
+                read = read or predicted.data_read
+        except Exception:
+            traceback.print_exc()  # into the fold's log, beside what the run printed
+            raise
+    scores = scores_of(summary)
+    return FoldResult(task.fold, scores.pop("best_epoch"), scores, summary.get("best_checkpoint", ""),
+                      time.monotonic() - started, commands, predictions, read)  # fmt: skip
+
+
+def _write_csv(frame: pd.DataFrame, path: Path, rows: int = 1_000_000) -> None:
+    """``frame`` as the protocol's CSV, a slice of rows at a time (one slice's text in memory, not the year's)."""
+    with path.open("w", newline="") as handle:
+        for start in range(0, max(len(frame), 1), rows):
+            frame.iloc[start : start + rows].to_csv(handle, index=False, float_format="%.6f", header=start == 0)
 
 
 class FoldStore:
@@ -155,8 +170,7 @@ class FoldStore:
         record = json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "commands": []}
         summary = FoldTask(fold, path.parent, ()).run_dir / "fit_summary.json"
         if "best_epoch" not in record and summary.is_file():
-            values = json.loads(summary.read_text())
-            record |= {"best_epoch": values["best_epoch"], **{k: v for k, v in values.items() if k.startswith(SCORES)}}
+            record |= scores_of(json.loads(summary.read_text()))
         return record
 
     def finished(self, fold: Fold) -> bool:
@@ -169,7 +183,7 @@ class FoldStore:
         if result.predictions is not None:
             path = self.predictions(fold)
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, lambda tmp: result.predictions.to_csv(tmp, index=False, float_format="%.6f"))
+            write_atomic(path, lambda tmp: _write_csv(result.predictions, tmp))
         before = self.record(fold)
         record = {
             "seconds": before["seconds"] + result.seconds,

@@ -8,6 +8,7 @@ and test windows), and the output folder (writable, and not holding folds of a b
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -25,6 +26,7 @@ from forecast.backtest import report, summary
 from forecast.backtest.evaluate import SETTINGS_FILE, TITLE_FILE, score_and_report
 from forecast.backtest.folds import BacktestError, FoldDates, check_years
 from forecast.backtest.task import Fold, FoldResult, FoldStore, FoldTask, run_fold
+from forecast.cli import ForecastCLI
 from forecast.data.errors import plural
 from forecast.errors import UserError, first_line, option
 from forecast.executors import Executor, Kind, make_executor, task_resources
@@ -91,15 +93,34 @@ def refuse_owned(fit_args: list[str], owned: dict[str, str]) -> None:
         )
 
 
-def build_as_fit(fit_args: list[str], fold: FoldDates) -> tuple[Any, dict[str, Any]]:
-    """Build model, data and trainer from the fit options as ``fit`` would, without training; read the data.
+@dataclass(frozen=True)
+class Built:
+    """Fit's settings built as ``fit`` builds them, without training: the DataModule (its panel read), the resolved
+    ``settings`` that define a backtest (without the per-fold ones), and fit's ``parser``."""
 
-    Returns the DataModule (its panel read) and the resolved settings that define the backtest.
-    """
-    from forecast.cli import ForecastCLI
+    datamodule: Any
+    settings: dict[str, Any]
+    parser: Any
 
+    def config(self, fit_args: list[str]) -> dict[str, Any]:
+        """The whole resolved config of a fit with ``fit_args`` (a config file fit takes as it is), with the data
+        source as resolved here."""
+        config = yaml.safe_load(self.parser.dump(self.parser.parse_args(fit_args), skip_check=True))
+        config["data"]["source"], config["data"]["path"] = (
+            self.settings["data"]["source"],
+            self.settings["data"]["path"],
+        )
+        return config
+
+
+def build_as_fit(fit_args: list[str], fold: FoldDates) -> Built:
+    """Build model, data and trainer from the fit options as ``fit`` would, without training; read the data."""
     with quiet_lightning():
-        cli = ForecastCLI(args=[*fit_args, *fold.arguments()], run=False)
+        try:
+            cli = ForecastCLI(args=[*fit_args, *fold.arguments()], run=False)
+        except argparse.ArgumentError as exc:  # the fit options are fit's: point at fit's help
+            message = " ".join(str(exc).split())
+            raise BacktestError(f"{message} (fit options: python -m forecast fit --help)") from exc
     datamodule = cli.datamodule
     datamodule.prepare_data()
     datamodule.load_panel()  # resolves the source and records the absolute path in the hparams
@@ -109,7 +130,7 @@ def build_as_fit(fit_args: list[str], fold: FoldDates) -> tuple[Any, dict[str, A
         (settings.get(section, {}) if section else settings).pop(name, None)
     settings["data"]["source"] = datamodule.hparams.source
     settings["data"]["path"] = datamodule.hparams.path
-    return datamodule, settings
+    return Built(datamodule, settings, cli.parser)
 
 
 def data_options(settings: dict[str, Any]) -> list[str]:
@@ -157,8 +178,8 @@ def claim_output(out: Path, settings: dict[str, Any]) -> None:
 
 def run_folds(store: FoldStore, tasks: list[FoldTask], start: Callable[[], Executor]) -> list[FoldResult]:
     """Run the unfinished folds on the executor ``start()`` gives (called only when a fold is left) and record each
-    as it finishes; the first failure (or Ctrl-C) stops the folds not started and ends those running. Returns the
-    results of the folds run now."""
+    as it finishes. The first failure stops the folds not started, lets those running finish, and is raised; Ctrl-C
+    ends those running too. Returns the results of the folds run now."""
     todo = [t for t in tasks if not store.finished(t.fold)]
     print(
         f"backtest: {plural(len(tasks), 'fold')}, {len(tasks) - len(todo)} finished earlier; logs in "
@@ -167,17 +188,20 @@ def run_folds(store: FoldStore, tasks: list[FoldTask], start: Callable[[], Execu
     )
     if not todo:
         return []
-    executor = start()
-    futures = {executor.submit(run_fold, task): task for task in todo}
-    results = []
+    executor, results, failure = start(), [], None
     try:
+        futures = {executor.submit(run_fold, task): task for task in todo}
         for future in as_completed(futures):
             task = futures[future]
+            if future.cancelled():
+                continue
             try:
                 result = future.result()
-            except UserError as exc:
-                log = task.root / "fold.log"
-                raise FoldError(f"fold {task.fold.name} failed: {first_line(exc)} (log: {log})") from exc
+            except Exception as exc:  # the folds not started are dropped; those running finish and are kept
+                failure = failure or (task, exc)
+                for other in futures:
+                    other.cancel()
+                continue
             record = store.save(result)
             results.append(result)
             print(
@@ -189,6 +213,13 @@ def run_folds(store: FoldStore, tasks: list[FoldTask], start: Callable[[], Execu
         executor.shutdown(cancel=True)
         raise
     executor.shutdown()
+    if failure:
+        task, exc = failure
+        log = task.root / "fold.log"
+        if isinstance(exc, UserError):
+            raise FoldError(f"fold {task.fold.name} failed: {first_line(exc)} (log: {log})") from exc
+        exc.add_note(f"in fold {task.fold.name} (log: {log})")
+        raise exc
     return results
 
 
@@ -222,7 +253,8 @@ def run(
         )
     out = Path(out).absolute()
     dates = [FoldDates(year, validation_only) for year in years]
-    datamodule, settings = build_as_fit(fit_args, dates[0])
+    built = build_as_fit(fit_args, dates[0])
+    datamodule, settings = built.datamodule, built.settings
     base_len, horizon = datamodule.hparams.base_len, datamodule.hparams.horizon
     check_years(datamodule.panel, base_len, horizon, years, validation_only)
     claim_output(out, {"validation_only": validation_only, "fit": settings})
@@ -230,7 +262,7 @@ def run(
     fold_options = (*fit_args, *data_options(settings), "--torch_threads", str(resources.threads))
     store = FoldStore(out)
     folds = [Fold(d, seed) for d in dates for seed in seeds]
-    tasks = [FoldTask(f, out / "runs" / f.name, fold_options) for f in folds]
+    tasks = [FoldTask(f, out / "runs" / f.name, fold_options, store.predictions(f)) for f in folds]
     ran = run_folds(store, tasks, lambda: make_executor(executor, jobs, datamodule.loaded(), resources, address))
     reads = 1 + sum(result.data_read for result in ran)
     config_file = next((fit_args[i + 1] for i, a in enumerate(fit_args[:-1]) if a in ("--config", "-c")), None)

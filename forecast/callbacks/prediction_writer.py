@@ -16,12 +16,17 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from forecast.atomic import write_atomic
+from forecast.errors import UserError, option
 from forecast.model.quantiles import level_name
 
 log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = ["Name", "origin_date", "target_date", "step", "forecast"]
 WINDOWS_PER_WRITE = 100_000
+
+
+class OutputError(UserError):
+    """An output file that cannot be written where the user asked."""
 
 
 class CSVPredictionWriter(BasePredictionWriter):
@@ -57,13 +62,13 @@ class CSVPredictionWriter(BasePredictionWriter):
         """Fail early, with one line, when ``output`` cannot be written."""
         if self.output is None:
             return
-        parent = self.output.parent
+        parent, where = self.output.parent, option("output")
         if not parent.is_dir():
-            raise OSError(f"cannot write predictions: folder {parent} does not exist; create it or choose --output")
+            raise OutputError(f"cannot write predictions: folder {parent} does not exist; create it or choose {where}")
         if not os.access(parent, os.W_OK):
-            raise OSError(f"cannot write predictions: folder {parent} is not writable; choose another --output")
+            raise OutputError(f"cannot write predictions: folder {parent} is not writable; choose another {where}")
         if self.output.is_dir():
-            raise OSError(f"cannot write predictions: {self.output} is a folder; name a file with --output")
+            raise OutputError(f"cannot write predictions: {self.output} is a folder; name a file with {where}")
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "predict":

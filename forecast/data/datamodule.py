@@ -133,9 +133,10 @@ class StockDataModule(L.LightningDataModule):
         return len(self.channels)
 
     def prepare_data(self) -> None:
-        """Download once (Kaggle only); runs on one process per node."""
+        """Download once (Kaggle only); runs on one process per node. Nothing to do with a panel already here (read, or
+        adopted from another process: its file need not exist on this machine)."""
         hp = self.hparams
-        if self.frame is None and choose_source(hp.source, hp.path)[0] == "kaggle":
+        if self.panel is None and self.frame is None and choose_source(hp.source, hp.path)[0] == "kaggle":
             download_kaggle(hp.cache_dir, hp.kaggle_dataset, hp.kaggle_file)
 
     def load_panel(self) -> Panel:

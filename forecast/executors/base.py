@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -13,10 +12,12 @@ Kind = Literal["local", "ray"]
 
 @dataclass(frozen=True)
 class Resources:
-    """What each task takes: ``threads`` torch threads (and CPUs it asks a Ray cluster for), ``gpus`` GPUs."""
+    """What each task takes: ``threads`` torch threads (and CPUs it asks a Ray cluster for), ``gpus`` GPUs; ``auto``:
+    the fit takes a GPU when its machine has one (``trainer.accelerator: auto``)."""
 
     threads: int
     gpus: int = 0
+    auto: bool = False
 
 
 class Executor(Protocol):
@@ -29,10 +30,14 @@ class Executor(Protocol):
 
 
 def task_resources(jobs: int, settings: dict[str, Any]) -> Resources:
-    """The same rule for every executor: a config's ``torch_threads`` when it sets one, else this machine's cores
-    shared by ``jobs`` tasks; a GPU (``trainer.devices`` of them, an int) when the fit trains on one."""
-    threads = settings.get("torch_threads") or max(1, (os.cpu_count() or 1) // jobs)
+    """The same rule for every executor: a config's ``torch_threads`` when it sets one, else torch's own thread count
+    on this machine (one per physical core) shared by ``jobs`` tasks; a GPU (``trainer.devices`` of them, an int)
+    when the fit trains on one."""
+    import torch
+
+    threads = settings.get("torch_threads") or max(1, torch.get_num_threads() // jobs)
     trainer = settings.get("trainer") or {}
-    on_gpu = str(trainer.get("accelerator")) in ("gpu", "cuda")
+    accelerator = str(trainer.get("accelerator", "auto"))
     devices = trainer.get("devices")
-    return Resources(int(threads), (devices if isinstance(devices, int) and devices > 0 else 1) if on_gpu else 0)
+    gpus = (devices if isinstance(devices, int) and devices > 0 else 1) if accelerator in ("gpu", "cuda") else 0
+    return Resources(int(threads), gpus, auto=accelerator == "auto")

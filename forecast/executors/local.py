@@ -1,54 +1,90 @@
-"""Tasks in worker processes on this machine: a process pool whose workers receive the driver's panel once, when
-they start, and keep it for every task they run."""
+"""Tasks in processes of their own on this machine, ``jobs`` at a time: each task a fresh process (started, not
+forked: torch's threads do not survive a fork) that receives the driver's panel, runs, returns its result and ends,
+so one task's memory or crash is its own."""
 
 from __future__ import annotations
 
 import multiprocessing
 import signal
+import threading
+import traceback
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any
 
 from forecast.errors import Interface, interface
 from forecast.executors.worker import start_worker
 
-_data: list[Any] = [None]  # the panel this worker process received when it started
+_SPAWN = multiprocessing.get_context("spawn")
 
 
-def _install(data: Any, how: Interface, debug: bool) -> None:
-    # Ctrl-C reaches every process of the terminal's group: it is the driver's to handle, and it ends the workers
+class WorkerDiedError(RuntimeError):
+    """A task's process ended without a result (killed, out of memory, a crash in native code)."""
+
+
+def _child(connection: Any, how: Interface, debug: bool, fn: Callable[..., Any], args: tuple, data: Any) -> None:
+    # Ctrl-C reaches every process of the terminal's group: it is the driver's to handle, and it ends the tasks
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _data[0] = data
     start_worker(how, debug)
-
-
-def _call(fn: Callable[..., Any], *args: Any) -> Any:
-    return fn(*args, _data[0])
+    try:
+        connection.send((True, fn(*args, data)))
+    except BaseException as exc:  # sent back as it is, with the traceback in this process
+        if not isinstance(exc, Exception):  # a SystemExit must not end the driver
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        try:
+            connection.send((False, (exc, traceback.format_exc())))
+        except Exception:  # an exception that does not pickle: its text
+            connection.send((False, (RuntimeError(f"{type(exc).__name__}: {exc}"), traceback.format_exc())))
 
 
 class LocalExecutor:
-    """``jobs`` worker processes, started fresh rather than forked (torch's threads do not survive a fork)."""
+    """Runs up to ``jobs`` tasks at once, each in its own process."""
 
     def __init__(self, jobs: int, data: Any, debug: bool = False) -> None:
-        self._others = set(multiprocessing.active_children())  # child processes that are not this pool's
-        self.pool = ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_install,
-            initargs=(data, interface(), debug),
-        )
+        self.data, self.debug, self.interface = data, debug, interface()
+        self.threads = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="forecast-task")
+        self.processes: set[Any] = set()
+        self.lock = threading.Lock()
+        self.cancelled = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        """Run ``fn(*args, data)`` in a worker process."""
-        return self.pool.submit(_call, fn, *args)
+        """Run ``fn(*args, data)`` in a process of its own; the future raises the task's own exception (its remote
+        traceback in a note), or :class:`WorkerDiedError`."""
+        return self.threads.submit(self._run, fn, args)
+
+    def _run(self, fn: Callable[..., Any], args: tuple) -> Any:
+        receive, send = _SPAWN.Pipe(duplex=False)
+        process = _SPAWN.Process(target=_child, args=(send, self.interface, self.debug, fn, args, self.data))
+        try:
+            with self.lock:  # started under the lock: a cancel ends it, or it never starts
+                if self.cancelled:
+                    raise CancelledError()
+                self.processes.add(process)
+                process.start()
+            send.close()  # the child's end: when the child ends, recv() ends too
+            try:
+                ok, value = receive.recv()
+            except EOFError:
+                process.join()
+                raise WorkerDiedError(f"its process ended without a result (exit code {process.exitcode})") from None
+            process.join()
+        finally:
+            with self.lock:
+                self.processes.discard(process)
+            receive.close()
+        if ok:
+            return value
+        error, text = value
+        error.add_note(f"in the task's process:\n{text}")
+        raise error
 
     def shutdown(self, cancel: bool = False) -> None:
-        """End the workers: after the running tasks, or with ``cancel`` at once (the tasks not started dropped, the
-        running ones killed: a fit resumes from its last checkpoint when the same command runs again)."""
-        if not cancel:
-            self.pool.shutdown(wait=True)
-            return
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        for process in set(multiprocessing.active_children()) - self._others:
-            process.kill()
-            process.join()
+        """Drop the tasks not started and wait for those under way; with ``cancel`` end those too (a fit resumes
+        from its last checkpoint when the same command runs again)."""
+        self.threads.shutdown(wait=False, cancel_futures=True)
+        if cancel:
+            with self.lock:
+                self.cancelled = True
+                for process in self.processes:
+                    process.kill()
+        self.threads.shutdown(wait=True)

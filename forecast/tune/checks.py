@@ -24,11 +24,9 @@ NOT_SEARCHED = {
 """Options the search space may not hold, and why."""
 
 
-def check_space(dimensions: list[Dimension], fit_args: list[str], fold: FoldDates) -> None:
-    """Give every categorical choice and both ends of every range to fit's parser and constructors (the other
-    settings as configured), with one parser; one :class:`TuneError` line for the first that is refused."""
-    from forecast.cli import ForecastCLI
-
+def check_space(dimensions: list[Dimension], fit_args: list[str], fold: FoldDates, parser: Any) -> None:
+    """Give every categorical choice and both ends of every range to fit's ``parser`` and constructors (the other
+    settings as configured); one :class:`TuneError` line for the first that is refused."""
     for dimension in dimensions:
         if dimension.name in NOT_SEARCHED:
             raise TuneError(f"search space: {dimension.name} {NOT_SEARCHED[dimension.name]}; remove it")
@@ -38,8 +36,6 @@ def check_space(dimensions: list[Dimension], fit_args: list[str], fold: FoldDate
             f"{option(given)} is given and the search space also names {given}: a searched setting is the search's; "
             "drop one of them"
         )
-    with quiet_lightning():
-        parser = ForecastCLI(args=[*fit_args, *fold.arguments()], run=False).parser
     for dimension in dimensions:
         for value in dimension.corners():
             try:

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import optuna
 import yaml
 
 from forecast.atomic import write_atomic
@@ -66,7 +67,6 @@ def importances(study: Any) -> dict[str, float]:
     """Parameter importances over the complete trials by Optuna's default evaluator (PED-ANOVA: how much each
     setting's distribution among the best 10 % of trials departs from that among all; deterministic, no scikit-learn
     needed); empty with fewer than two complete trials."""
-    import optuna
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < 2:

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import yaml
 
 from forecast.atomic import write_atomic
-from forecast.backtest.folds import BacktestError, FoldDates
-from forecast.backtest.walk import build_as_fit, data_options, quiet_lightning, refuse_owned
+from forecast.backtest.folds import FoldDates
+from forecast.backtest.walk import Built, build_as_fit, data_options, refuse_owned
 from forecast.data.errors import plural
 from forecast.errors import option
 from forecast.executors import Kind, make_executor, task_resources
@@ -53,18 +54,6 @@ class TuneResult:
     files: list[Path]
 
 
-def base_config(fit_args: list[str], settings: dict[str, Any]) -> dict[str, Any]:
-    """The fit settings of ``fit_args``, resolved by fit's own parser, with the data source as the tune resolved it:
-    ``best.yaml`` is this for the user's options followed by the best trial's."""
-    from forecast.cli import ForecastCLI
-
-    with quiet_lightning():
-        cli = ForecastCLI(args=fit_args, run=False)
-    config = yaml.safe_load(cli.parser.dump(cli.config, skip_check=True))
-    config["data"]["source"], config["data"]["path"] = settings["data"]["source"], settings["data"]["path"]
-    return config
-
-
 def run(
     config: Config = (),
     *,
@@ -87,10 +76,7 @@ def run(
     the storage; a trial of a worker silent for three times that is run again by the next worker to start one."""
     started = time.monotonic()
     fit_args, years = options(config), [int(y) for y in years]
-    try:
-        refuse_owned(fit_args, TUNE_OWNED)
-    except BacktestError as exc:
-        raise TuneError(str(exc)) from exc
+    refuse_owned(fit_args, TUNE_OWNED)
     if len(years) < 2 or len(set(years)) != len(years):
         raise TuneError(
             f"{option('years')} needs two or more distinct validation years, got {years}: a setting that wins on one "
@@ -104,13 +90,11 @@ def run(
     out = Path(out).absolute()
     dimensions = read_space(search)
     first = FoldDates(years[0], validation_only=True)
-    try:
-        datamodule, settings = build_as_fit(fit_args, first)
-    except BacktestError as exc:
-        raise TuneError(str(exc)) from exc
-    check_space(dimensions, fit_args, first)
+    built = build_as_fit(fit_args, first)
+    datamodule, settings = built.datamodule, built.settings
+    check_space(dimensions, fit_args, first, built.parser)
     check_window_years(datamodule, dimensions, years)
-    base = base_config(fit_args, settings)
+    base = built.config(fit_args)
     # every fit of every trial has one seed: the config's (an int), else 0 (seed_everything: true would draw one)
     fit_seed = base.get("seed_everything")
     fit_seed = fit_seed if isinstance(fit_seed, int) and not isinstance(fit_seed, bool) else 0
@@ -149,7 +133,7 @@ def run(
                "--out", str(out), "--study_name", study_name, "--seed", str(seed),
                *(["--storage", redact(storage)] if storage else [])]  # fmt: skip
     title = f"Tune of {Path(search).name} on validation years {', '.join(map(str, years))}"
-    return write_report(out, study, dimensions, years, (title, shlex.join(command)), fit_args, settings, started)
+    return write_report(out, study, dimensions, years, (title, shlex.join(command)), fit_args, built, started)
 
 
 def open_study(
@@ -158,8 +142,6 @@ def open_study(
     """Create ``out``, open the storage and the study (created with ``defining`` and ``on_create`` if new), seed the
     sampler when trials will run: ``(study, storage)``; ``storage`` is the URL and the heartbeat seconds. On a
     refusal, a folder this call created is removed again."""
-    import optuna
-
     url, heartbeat = storage
 
     created = not out.exists()
@@ -186,7 +168,7 @@ def open_study(
 
 def write_report(
     out: Path, study: Any, dimensions: list[Dimension], years: list[int], heading: tuple[str, str],
-    fit_args: list[str], settings: dict[str, Any], started: float,
+    fit_args: list[str], built: Built, started: float,
 ) -> TuneResult:  # fmt: skip
     """``tune.md``, ``tune.json``, ``tune.png`` and (once a trial is complete) ``best.yaml``; print where they are.
     ``heading``: the report's title and the command that ran the search."""
@@ -225,7 +207,7 @@ def write_report(
             f"{best['objective']:.4f} on {', '.join(map(str, years))}\n{command}"
         )
         best_args = [option_argument(name, value) for name, value in best["settings"].items()]
-        report.write_best(out / "best.yaml", base_config([*fit_args, *best_args], settings), header)
+        report.write_best(out / "best.yaml", built.config([*fit_args, *best_args]), header)
         files.insert(0, out / "best.yaml")
     report.write_markdown(out / "tune.md", summary, rows, years)
     write_atomic(out / "tune.json", lambda tmp: tmp.write_text(json.dumps({**summary, "trials": rows}, indent=2)))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import yaml
 
 from forecast.errors import UserError
@@ -71,7 +72,6 @@ def option_argument(name: str, value: Any) -> str:
 
 def read_space(path: str | Path) -> list[Dimension]:
     """The dimensions of the search-space file ``path``, or one :class:`SearchSpaceError` naming what is wrong."""
-    import optuna
 
     path = Path(path)
     try:

@@ -18,6 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import optuna
+import sqlalchemy.exc
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
 from forecast.backtest.walk import setting_changes
 from forecast.errors import UserError
 from forecast.tune.trials import BASE_ATTR, FOLDER_NUMBER, INTERRUPTED, RESUMES
@@ -41,9 +45,6 @@ def default_storage(out: Path) -> str:
 def open_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS) -> Any:
     """Optuna's RDB storage at ``url`` with heartbeats and retry of lost trials; one :class:`TuneError` line when
     it cannot be reached."""
-    import optuna
-    import sqlalchemy.exc
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):  # workers of one machine share the file: wait for its lock rather than fail
@@ -94,7 +95,6 @@ def load_study(
     by every worker that loads it. Creating is atomic in the storage, so of two workers starting together on a new
     study exactly one creates it.
     """
-    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours, with a failure's reason
     pruner = optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=0)
@@ -135,7 +135,6 @@ def seed_sampler(study: Any, seed: int) -> None:
     """Give ``study`` a TPE sampler seeded from ``seed`` and the number of trials already there (a rerun does not
     repeat the first run's draws); refuse a second worker that starts with the same seed at the same point (it
     would sample the very same settings). Called only by a command that runs trials."""
-    import optuna
 
     existing = len(study.trials)
     marker = f"worker_seed_{seed}_at_{existing}"
@@ -153,7 +152,6 @@ def seed_sampler(study: Any, seed: int) -> None:
 def enqueue_interrupted(study: Any) -> int:
     """Queue again, with the same settings and folder, every trial of this study stopped by Ctrl-C and not yet
     repeated; returns how many."""
-    import optuna
 
     trials = study.get_trials(deepcopy=False)
     count = 0

@@ -10,11 +10,12 @@ finished folds are kept.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import warnings
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,13 +66,15 @@ def trial_folder(out: Path, number: int) -> Path:
 
 @dataclass
 class _Running:
-    """A trial under way: its settings as fit options, the years it has scored, the seconds its folds took."""
+    """A trial under way: its settings as fit options, the years it has scored, the seconds its folds took, and the
+    fold it runs now."""
 
     trial: Any
     options: tuple[str, ...]
     folder: Path
     scores: dict[int, float] = field(default_factory=dict)
     seconds: float = 0.0
+    task: FoldTask | None = None
 
 
 class Search:
@@ -104,7 +107,7 @@ class Search:
         beating.start()
         try:
             while asked < trials or self.running:
-                while asked < trials and len({id(r.trial) for r in self.running.values()}) < capacity:
+                while asked < trials and len(self.running) < capacity:  # a trial runs one fold at a time
                     self._start(executor)
                     asked += 1
                 done, _ = wait(list(self.running), return_when=FIRST_COMPLETED)
@@ -115,8 +118,9 @@ class Search:
         except BaseException as exc:
             executor.shutdown(cancel=True)
             reason = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else f"stopped: {first_line(exc)}"
-            for running in {id(r.trial): r for r in self.running.values()}.values():
-                self._fail(running, reason)
+            for running in list(self.running.values()):
+                with contextlib.suppress(Exception):  # one trial's record must not hide the others', nor the cause
+                    self._fail(running, reason)
             raise
         finally:
             stop.set()
@@ -143,23 +147,23 @@ class Search:
 
     def _submit(self, running: _Running, executor: Executor) -> None:
         fold = Fold(FoldDates(self.years[len(running.scores)], validation_only=True), self.seed)
-        task = FoldTask(fold, running.folder / "runs" / fold.name, running.options)
-        self.running[executor.submit(run_fold, task)] = running
+        running.task = FoldTask(fold, running.folder / "runs" / fold.name, running.options)
+        self.running[executor.submit(run_fold, running.task)] = running
 
     def _next(self, future: Future, executor: Executor) -> Any:
-        """Record a finished fold; start the trial's next year or tell the study how it ended (the frozen trial)."""
-        running = self.running[future]
-        trial, year = running.trial, self.years[len(running.scores)]
-        name = Fold(FoldDates(year, validation_only=True), self.seed).name
-        try:
-            result = future.result()  # Ctrl-C here leaves the trial among those under way, to be failed as such
-        except BrokenExecutor:  # a worker process died: no later fold can run either
-            raise
-        except Exception as exc:
-            del self.running[future]
-            log = running.folder / "runs" / name / "fold.log"
-            return self._fail(running, f"fold {name} failed: {first_line(exc)} (log: {log})")
+        """Record a finished fold; start the trial's next year or tell the study how it ended (the frozen trial).
+        The trial stays among those under way until told: Ctrl-C meanwhile fails it as interrupted."""
+        told = self._advance(self.running[future], future, executor)
         del self.running[future]
+        return told
+
+    def _advance(self, running: _Running, future: Future, executor: Executor) -> Any:
+        assert running.task is not None
+        trial, year, name = running.trial, running.task.fold.dates.year, running.task.fold.name
+        try:
+            result = future.result()
+        except Exception as exc:  # e.g. a fit that failed, or whose process died: this trial fails, the study goes on
+            return self._fail(running, f"fold {name} failed: {first_line(exc)} (log: {running.task.root / 'fold.log'})")
         running.seconds += result.seconds
         trial.set_user_attr("seconds", running.seconds)
         score = result.scores.get("best_val_rel_mae")
@@ -170,16 +174,16 @@ class Search:
         mean = sum(running.scores.values()) / len(running.scores)
         trial.report(mean, len(running.scores) - 1)
         if len(running.scores) == len(self.years):
-            return self.study.tell(trial, mean)
+            return self.study.tell(trial, mean, skip_if_finished=True)
         if not trial.user_attrs.get(BASE_ATTR) and trial.should_prune():
             trial.set_user_attr("pruned_after", year)
-            return self.study.tell(trial, state=TrialState.PRUNED)
-        self._submit(running, executor)
+            return self.study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+        self._submit(running, executor)  # the trial's next year: the new future is under way, this one is done
         return None
 
     def _fail(self, running: _Running, reason: str) -> Any:
-        running.trial.set_user_attr("fail_reason", reason)
-        return self.study.tell(running.trial, state=TrialState.FAIL)
+        running.trial.set_user_attr("fail_reason", reason)  # (told already, by another worker that found it stale:
+        return self.study.tell(running.trial, state=TrialState.FAIL, skip_if_finished=True)  # its word stands)
 
     def _beat(self, trials: list[Any]) -> None:
         """Tell the storage that ``trials`` are alive (when it keeps heartbeats)."""
@@ -194,4 +198,4 @@ class Search:
         has gone stale (its worker was killed) and queues it again."""
         interval = self.storage.get_heartbeat_interval() if self.storage is not None else None
         while interval and not stop.wait(interval):
-            self._beat(list({id(r.trial): r.trial for r in list(self.running.values())}.values()))
+            self._beat([r.trial for r in list(self.running.values())])
