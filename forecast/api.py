@@ -17,6 +17,8 @@ from forecast.callbacks.prediction_writer import prediction_frame
 from forecast.checkpoint import (
     RUNS_FOLDER,
     CheckpointSettings,
+    Given,
+    apply_rule,
     newest_run_checkpoint,
     plain_data,
     read_checkpoint,
@@ -24,10 +26,10 @@ from forecast.checkpoint import (
     runs_folder,
 )
 from forecast.data import StockDataModule
+from forecast.data.calendar import session_on_or_before
 from forecast.data.errors import DataError
 from forecast.data.windows import WindowDataset
 from forecast.model import Forecaster
-from forecast.settings import Given, apply_rule
 
 DATA_KEYWORDS = ("calendar", "batch_size", "tickers", "train_end", "val_end", "test_end", "price_column", "date_format")
 """Data settings :meth:`ForecastModel.predict` takes as keywords (which data and how to read it); the rest of the
@@ -147,20 +149,33 @@ class ForecastModel:
         settings = {k: v for k, v in self._data.items() if k not in skip and not k.startswith("_")}
         settings |= {k: v for k, v in data.items() if k in DATA_KEYWORDS}
         settings["predict_set"] = "latest" if at == "latest" else "test"
-        source = {"path": prices} if isinstance(prices, pd.DataFrame) else {"source": "csv", "path": str(prices)}
+        paths = isinstance(prices, (str, Path))  # else a table, or something the DataModule tells how to make one
+        source = {"source": "csv", "path": str(prices)} if paths else {"path": prices}
         return StockDataModule(**settings, **source, frame_ticker=ticker)
 
     def _windows_at(self, datamodule: StockDataModule, day: str) -> WindowDataset:
         """The window of every ticker whose base ends on ``day``, its targets on the calendar's next sessions."""
-        panel = datamodule.load_panel()
+        try:
+            when = pd.Timestamp(day)
+        except ValueError:
+            when = pd.NaT
+        if pd.isna(when):
+            raise DataError(f"at= takes None (the test windows), 'latest' or a date such as '2017-06-30'; got {day!r}")
         hp = datamodule.hparams
-        origin = np.datetime64(pd.Timestamp(day).date(), "D")
+        panel = datamodule.load_panel()
+        origin = np.datetime64(when.date(), "D")
         starts = []
         for k in range(len(panel.names)):
             first, end = int(panel.offsets[k]), int(panel.offsets[k + 1])
             row = first + int(np.searchsorted(panel.dates[first:end], origin))
             if row < end and panel.dates[row] == origin and row - hp.base_len + 1 >= first:
                 starts.append(row - hp.base_len + 1)
+        session = session_on_or_before(when, hp.calendar) if not starts else when.normalize()
+        if session != when.normalize():  # the data has no row that day, and the exchange did not trade
+            raise DataError(
+                f"at={day!r} is not a trading session of {hp.calendar} (a {when:%A}); the session before it is "
+                f"{session:%Y-%m-%d}"
+            )
         if not starts:
             raise DataError(
                 f"no ticker has {hp.base_len} trading days ending on {day} in the data; choose another date"

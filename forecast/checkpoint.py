@@ -1,5 +1,5 @@
 """Checkpoints and run folders: reading a checkpoint safely, finding a run's checkpoints, and the one rule for
-which settings a checkpoint fixes.
+which settings a checkpoint fixes (:func:`apply_rule`, for the command line and Python alike).
 
 A run is one ``fit``: ``<root>/lightning_logs/version_N/`` holds its TensorBoard events, ``config.yaml``,
 ``fit_summary.json``, test report and ``checkpoints/`` (the best by validation MAE, and ``last.ckpt``).
@@ -15,11 +15,11 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from forecast.errors import UserError
+from forecast.errors import UserError, option
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +163,14 @@ def newest_run_checkpoint(runs: Path, alias: str, checkpoint_dir: str | Path | N
         best = folder / Path(recorded).name if recorded else None
         if best is None or not best.is_file():
             raise CheckpointError(
-                f"--ckpt_path best: the newest run's best checkpoint ({recorded or 'none recorded'}) is not in "
-                f"{folder}; pass the path of a .ckpt file"
+                f"{option('ckpt_path', 'checkpoint')} best: the newest run's best checkpoint "
+                f"({recorded or 'none recorded'}) is not in {folder}; give the path of a .ckpt file"
             )
         return best
     where = candidates[0] if checkpoint_dir else runs / "version_*" / "checkpoints"
     raise CheckpointError(
-        f"--ckpt_path {alias}: no last.ckpt found in {where}; train a model first (fit) or pass the path of "
-        "a .ckpt file"
+        f"{option('ckpt_path', 'checkpoint')} {alias}: no last.ckpt found in {where}; train a model first (fit), give "
+        f"the path of a .ckpt file, or the folder that holds the runs ({option('trainer.default_root_dir', 'root')})"
     )
 
 
@@ -215,3 +215,77 @@ def run_folder_of(ckpt_path: str | Path) -> Path | None:
     if path.parent.name == "checkpoints" and path.parent.parent.name.startswith("version_"):
         return path.parent.parent
     return None
+
+
+Use = Literal["resume", "warm_start", "evaluate"]
+"""How a command uses a checkpoint: ``resume`` (``fit --ckpt_path``), ``warm_start`` (``fit --init_from``),
+``evaluate`` (``validate``, ``test``, ``predict``; ``forecast.load``)."""
+
+MISSING = object()
+
+
+@dataclass(frozen=True)
+class Given:
+    """What the user gave: ``values`` of every setting, dotted, parsed over the checkpoint's (an untouched setting
+    has the checkpoint's value), and ``from_configs``, the values that plain configs set."""
+
+    values: dict[str, Any]
+    from_configs: dict[str, Any]
+
+    def given(self, key: str, theirs: Any) -> bool:
+        """Whether ``key`` was given a value other than the checkpoint's ``theirs`` by a flag (or a config that
+        names the checkpoint), rather than only by a plain config."""
+        value = plain_data(self.values.get(key, theirs))
+        return value != theirs and plain_data(self.from_configs.get(key, MISSING)) != value
+
+
+def _ruled(settings: CheckpointSettings, use: Use) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings the checkpoint decides, and those it supplies unless given (dotted, with its values)."""
+    fixed = {f"model.{k}": v for k, v in settings.fixed_model.items()}
+    fixed |= {f"data.{k}": v for k, v in settings.fixed_data.items()}
+    chosen = {f"data.{k}": v for k, v in settings.chosen_data.items()}
+    if use == "resume":
+        fixed |= {f"model.{k}": v for k, v in settings.resumed.items()}
+    if use != "warm_start":  # a warm start trains as the user configures it: only the weights come along
+        chosen |= {f"model.{k}": v for k, v in settings.chosen_model.items()}
+    return fixed, chosen
+
+
+def _differences(key: str, value: Any, theirs: Any) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, given, checkpoint's)`` of each leaf where ``value`` differs from ``theirs`` (an optimizer's
+    ``lr``, not its whole dictionary)."""
+    if isinstance(value, dict) and isinstance(theirs, dict) and value.get("class_path") == theirs.get("class_path"):
+        names = sorted(set(value) | set(theirs))  # the flag has no "init_args": --model.optimizer.lr
+        inner = [(key if name == "init_args" else f"{key}.{name}", value.get(name), theirs.get(name)) for name in names]
+        return [found for args in inner for found in _differences(*args)]
+    return [] if value == theirs else [(key, value, theirs)]
+
+
+def _nested(dotted: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s: {k.partition(".")[2]: v for k, v in dotted.items() if k.startswith(f"{s}.")} for s in ("model", "data")}
+
+
+def checkpoint_defaults(settings: CheckpointSettings, use: Use, chosen: bool = True) -> dict[str, dict[str, Any]]:
+    """What the checkpoint supplies for ``use`` as ``{"model": ..., "data": ...}`` (``chosen=False``: only what it
+    decides): the layer the user's arguments are parsed over."""
+    fixed, supplied = _ruled(settings, use)
+    return _nested(fixed | supplied if chosen else fixed)
+
+
+def apply_rule(settings: CheckpointSettings, given: Given, use: Use) -> dict[str, dict[str, Any]]:
+    """The checkpoint's values that the final settings keep over the user's configs, ``{"model": ..., "data": ...}``;
+    a :class:`SettingConflictError` naming each conflicting setting, both values, and what to do instead."""
+    fixed, chosen = _ruled(settings, use)
+    values = {k: plain_data(v) for k, v in given.values.items() if k in fixed}
+    conflicts = [found for k, v in values.items() for found in _differences(k, v, fixed[k])]
+    if conflicts:
+        listed = "; ".join(f"{key} {value} (the checkpoint has {theirs})" for key, value, theirs in conflicts)
+        advice = "the checkpoint's value decides what its weights mean; drop the option (or the config's value)"
+        if any(key.startswith("model.") and key.split(".")[1] in settings.resumed for key, _, _ in conflicts):
+            advice = (f"a resume continues the checkpoint's optimizer and schedule; to train its weights with new "
+                      f"ones, start a new run with {option('init_from')} instead of {option('ckpt_path')}")  # fmt: skip
+        raise SettingConflictError(f"{listed}: {advice}, or train a new model")
+    given_keys = {key for key, theirs in chosen.items() if given.given(key, theirs)}
+    if {"data.source", "data.path"} & given_keys:  # a new origin of the data replaces both
+        given_keys |= {"data.source", "data.path"}
+    return _nested({key: theirs for key, theirs in chosen.items() if key not in given_keys})

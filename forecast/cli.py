@@ -1,11 +1,12 @@
 """``fit|validate|test|predict``: LightningCLI, through its public API only, with the project's defaults
 (:mod:`forecast.defaults`), the settings rule with a checkpoint (:mod:`forecast.settings`), checks that fail before
-anything is written, and each subcommand's typed result in :attr:`ForecastCLI.result` (:mod:`forecast.run`)."""
+anything is written, and what :mod:`forecast.run` reads each subcommand's result from."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from forecast import defaults
-from forecast.callbacks import CSVPredictionWriter, FitSummary, ForecastFigures, TestReport, checkpoint_paths
+from forecast.callbacks import CSVPredictionWriter, ForecastFigures, TestReport, checkpoint_paths
+from forecast.callbacks.prediction_writer import OutputError
 from forecast.checkpoint import RUNS_FOLDER, CheckpointError, check_weights, plain_data, read_checkpoint, run_folder_of
 from forecast.checkpoint import runs_folder as runs_under
 from forecast.data import StockDataModule
@@ -23,24 +25,18 @@ from forecast.data.panel import LoadedPanel
 from forecast.errors import ConfigError, UserError, first_line, option
 from forecast.model import Forecaster
 from forecast.model.optim import check_optimizer
-from forecast.results import EvaluateResult, FitResult, PredictResult
 from forecast.settings import Parsed, parse_with_checkpoint
-
-
-def _floats(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if getattr(v, "numel", lambda: 1)() == 1}  # scalars, not steps
 
 
 class ForecastCLI(LightningCLI):
     """LightningCLI's ``args`` and ``run``; ``data``: a panel already read (:meth:`StockDataModule.loaded`), used when
-    read with these settings; ``keep_forecasts``: ``predict`` keeps its forecasts in :attr:`result`, writing none."""
+    read with these settings; ``keep_forecasts``: ``predict`` keeps its forecasts in its writer's ``frame``."""
 
     def __init__(
         self, args: Any = None, run: bool = True, data: LoadedPanel | None = None, keep_forecasts: bool = False
     ) -> None:
         self.loaded, self.keep_forecasts = data, keep_forecasts
         self.parsed = Parsed(None)
-        self.result: FitResult | PredictResult | EvaluateResult | None = None
         super().__init__(
             Forecaster, StockDataModule, seed_everything_default=0, trainer_defaults=defaults.trainer_defaults(),
             save_config_callback=defaults.FitConfigSaver, save_config_kwargs={"overwrite": True}, args=args, run=run,
@@ -117,6 +113,15 @@ class ForecastCLI(LightningCLI):
     def before_fit(self) -> None:
         check_optimizer(self.model)  # first: a refused value is the one line, before the data is even read
         self._check_data("fit")
+        root = Path(self.trainer.default_root_dir)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=root).close()
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write to {option('trainer.default_root_dir')} {root}: {exc.strerror or exc}; "
+                "give a folder you can write to"
+            ) from exc
         fit = self.config.fit
         # the optimizer and schedule the run trains with, kept in its checkpoints: a resume must not change them
         self.model.training_settings = {
@@ -136,36 +141,21 @@ class ForecastCLI(LightningCLI):
             )
 
     def after_fit(self) -> None:
-        test = None
         if not self.trainer.interrupted and self.datamodule.hparams.split == "date" and self.config.fit.test_after_fit:
             best, _ = checkpoint_paths(self.trainer)
             if not best:
                 message = "so there is no best checkpoint: the test scores the weights of the last training step"
                 logging.getLogger(__name__).warning(f"no validation score was recorded (is validation off?), {message}")
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
-            test = {k: _floats(v) for k, v in (self.model.test_results or {}).items()}
-        summary = next(c for c in self.trainer.callbacks if isinstance(c, FitSummary)).summary or {}
-        run = Path(self.trainer.log_dir) if self.trainer.logger is not None and self.trainer.log_dir else None
-        best, last = checkpoint_paths(self.trainer)
-        self.result = FitResult(run, best, last, summary, test, self.datamodule.read_from_source)
 
     def before_validate(self) -> None:
         self._check_data("validate")
-
-    def after_validate(self) -> None:
-        metrics = {k.removeprefix("val/"): v for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
-        self.result = EvaluateResult({"model": _floats(metrics)}, self.datamodule.read_from_source)
 
     def before_test(self) -> None:
         self._check_data("test")
         ckpt = Path(self.config["test"].ckpt_path).absolute()
         report = next(c for c in self.trainer.callbacks if isinstance(c, TestReport))
         report.dirpath = (run_folder_of(ckpt) or ckpt.parent) / f"test-{ckpt.stem}"
-
-    def after_test(self) -> None:
-        self.result = EvaluateResult(
-            {k: _floats(v) for k, v in (self.model.test_results or {}).items()}, self.datamodule.read_from_source
-        )
 
     def before_predict(self) -> None:
         self.writer = CSVPredictionWriter(None if self.keep_forecasts else self.config["predict"].get("output"))
@@ -174,11 +164,5 @@ class ForecastCLI(LightningCLI):
         self.trainer.callbacks.append(self.writer)
 
     def after_predict(self) -> None:
-        s = self.writer.summary
-        if s is None or not self.trainer.is_global_zero:
-            return
-        if not self.keep_forecasts:
+        if self.writer.summary is not None and self.trainer.is_global_zero and not self.keep_forecasts:
             print(self.writer.summary_line())
-        counts = {k: v for k, v in s.items() if k != "path"}
-        read = self.datamodule.read_from_source
-        self.result = PredictResult(self.writer.output, **counts, frame=self.writer.frame, data_read=read)

@@ -61,6 +61,13 @@ def option(key: str, python: str | None = None) -> str:
     return f"{python or key.rpartition('.')[2]}="
 
 
+def option_set(key: str, value: str, python: str | None = None) -> str:
+    """A setting given a value as the caller writes it: ``--data.date_format '%m/%d/%Y'`` on the command line,
+    ``date_format='%m/%d/%Y'`` from Python."""
+    written = option(key, python)
+    return f"{written} {value}" if interface() == "command line" else f"{written}{value}"
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its class name when it has none)."""
     text = str(exc).strip()

@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable
 
 from forecast.errors import TrainingDivergedError, UserError, first_line, speaking
-from forecast.signals import EXIT_INTERRUPTED, end_within
+from forecast.signals import Interrupted, Stopped, Terminated, end_within, install
 
 EXIT_INTERNAL_ERROR, EXIT_USER_ERROR = 1, 2
 DEBUG_ENV = "FORECAST_DEBUG"
@@ -32,7 +32,7 @@ commands:
 
 A config file before the command (python -m forecast --config top.yaml fit) holds sections per command.
 --debug (or FORECAST_DEBUG=1) shows the traceback of an error and Lightning's own notices."""
-AFTER_CTRL_C = {  # what to do after Ctrl-C, per command (fit says it itself, with its checkpoint)
+AFTER_CTRL_C = {  # what to do after a signal, per command (fit says it itself, with its checkpoint)
     "backtest": "the same command resumes the backtest (finished folds are kept)",
     "tune": "the same command resumes the study (the interrupted trials run again first, their finished folds kept)",
 }
@@ -53,6 +53,7 @@ def main(args: list[str] | None = None) -> None:
     from forecast import terminal  # Lightning, imported once a command runs
 
     terminal.configure(debug, subcommand=name)
+    install()  # Ctrl-C and SIGTERM unwind the command in every phase, and end it with 130 or 143
     with speaking("command line"):
         code = _ended(lambda: _dispatch(name, argv), name, debug)
     sys.exit(code)
@@ -78,14 +79,16 @@ def _ended(command: Callable[[], None], name: str, debug: bool) -> int:
     """Run ``command``; the exit code, after printing what a user needs to read (``debug``: raise instead)."""
     try:
         command()
-    except (KeyboardInterrupt, Exception) as exc:
+    except (KeyboardInterrupt, Stopped, Exception) as exc:
         if debug:
             raise
-        if isinstance(exc, KeyboardInterrupt):
-            print(f"error: interrupted; {AFTER_CTRL_C.get(name, 'nothing was left half-written')}", file=sys.stderr)
-            sys.stderr.flush()
-            end_within(30.0, EXIT_INTERRUPTED)
-            return EXIT_INTERRUPTED
+        if isinstance(exc, (KeyboardInterrupt, Stopped)):
+            code = exc.exit_code if isinstance(exc, Stopped) else Interrupted().exit_code
+            advice = getattr(exc, "advice", None) or AFTER_CTRL_C.get(name, "nothing was left half-written")
+            what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            print(f"error: {what}; {advice}", file=sys.stderr, flush=True)
+            end_within(30.0, code)  # a shutdown that hangs still ends
+            return code
         if isinstance(exc, argparse.ArgumentError):  # the parser's message spans lines: keep it, on one
             print(f"error: {' '.join(str(exc).split())} (see: python -m forecast {name} --help)", file=sys.stderr)
             return EXIT_USER_ERROR

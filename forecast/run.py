@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from forecast.callbacks import FitSummary, checkpoint_paths
 from forecast.cli import ForecastCLI
 from forecast.data.panel import LoadedPanel
 from forecast.errors import ConfigError, interface
 from forecast.results import EvaluateResult, FitResult, PredictResult
+from forecast.signals import Terminated
 
 Config = Sequence[str] | Mapping[str, Any]
 """Command-line options, or a config mapping."""
@@ -53,7 +56,11 @@ def command(argv: Sequence[str], data: LoadedPanel | None = None, keep_forecasts
     # DDP starts its other ranks by running sys.argv again: from Python, in a worker process or a Ray task too
     sys.argv = [str(Path(__file__).with_name("__main__.py")), *map(str, argv)]
     try:
-        return ForecastCLI(args=list(argv), data=data, keep_forecasts=keep_forecasts).result
+        return _result(ForecastCLI(args=list(argv), data=data, keep_forecasts=keep_forecasts))
+    except SIGTERMException as exc:  # Lightning's stop after SIGTERM is a SystemExit of status 0: say it was SIGTERM
+        stopped = Terminated()
+        stopped.advice = getattr(exc, "advice", None)  # type: ignore[attr-defined]  # how to resume, if it was a fit
+        raise stopped from exc
     except argparse.ArgumentError as exc:
         if interface() == "command line":
             raise
@@ -65,6 +72,30 @@ def command(argv: Sequence[str], data: LoadedPanel | None = None, keep_forecasts
         # were seen to abort the process there ("terminate called without an active exception", exit -6)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if getattr(v, "numel", lambda: 1)() == 1}  # scalars, not steps
+
+
+def _result(cli: ForecastCLI) -> FitResult | EvaluateResult | PredictResult | None:
+    """What the subcommand ``cli`` ran returns (None on a DDP rank but the first, which holds the forecasts)."""
+    trainer, model, read = cli.trainer, cli.model, cli.datamodule.read_from_source
+    tested = {name: _floats(scores) for name, scores in (model.test_results or {}).items()}
+    if cli.subcommand == "fit":
+        summary = next(c for c in trainer.callbacks if isinstance(c, FitSummary)).summary or {}
+        run = Path(trainer.log_dir) if trainer.logger is not None and trainer.log_dir else None
+        return FitResult(run, *checkpoint_paths(trainer), summary, tested or None, read)
+    if cli.subcommand == "validate":
+        scores = {k.removeprefix("val/"): v for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        return EvaluateResult({"model": _floats(scores)}, read)
+    if cli.subcommand == "test":
+        return EvaluateResult(tested, read)
+    summary = cli.writer.summary
+    if summary is None or not trainer.is_global_zero:
+        return None
+    counts = {k: v for k, v in summary.items() if k != "path"}
+    return PredictResult(cli.writer.output, **counts, frame=cli.writer.frame, data_read=read)
 
 
 def fit(config: Config = (), *, data: LoadedPanel | None = None) -> FitResult:

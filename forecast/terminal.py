@@ -12,7 +12,10 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 SHOWN = ("forecast", "lightning.pytorch", "lightning.fabric")  # the loggers whose lines the terminal shows
 # Lightning's notices (seed set, GPU available, checkpoint restored, tips): warnings only, unless --debug
-NOTICES = [f"lightning.{p}.utilities.rank_zero" for p in ("pytorch", "fabric")] + ["lightning.fabric.utilities.seed"]
+NOTICES = [f"lightning.{p}.utilities.rank_zero" for p in ("pytorch", "fabric")] + [
+    "lightning.fabric.utilities.seed",
+    "lightning.pytorch.trainer.connectors",
+]
 NOISY_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated",)  # inside Lightning: not actionable here
 # validate/test/predict restore a checkpoint's callback states into callbacks that write nowhere
 EVALUATION_WARNINGS = (r"The dirpath has changed from", r".*EarlyStopping.*")

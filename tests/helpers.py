@@ -122,3 +122,20 @@ def require(module: str, extra: str):
         if os.environ.get("FORECAST_REQUIRE_EXTRAS", "") not in ("", "0"):
             pytest.fail(f"{message} (FORECAST_REQUIRE_EXTRAS is set: this test must run)")
         pytest.skip(message)
+
+
+def command_in_child(argv: list[str], cwd: str, env: dict[str, str], log: str) -> None:
+    """``python -m forecast ARGV`` in a process of its own (forked from a server that has imported the project, so it
+    starts in a fraction of a second): its own process group, its output in ``log``, Ctrl-C as in a terminal."""
+    import signal
+
+    os.setsid()  # a group of its own: the test can tell whether it left processes behind
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.chdir(cwd)
+    os.environ.update(env)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    from forecast.main import main
+
+    main(argv)

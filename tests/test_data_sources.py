@@ -67,7 +67,7 @@ def test_bad_files_raise_one_line_messages(tmp_path, text, error, message):
 
 
 def test_missing_file_says_how_to_fix(tmp_path):
-    with pytest.raises(DataError, match=r"data file not found: .*nope.csv; pass --data.path"):
+    with pytest.raises(DataError, match=r"data file not found: .*nope.csv; give \(path=\)"):
         StockDataModule(source="csv", path=str(tmp_path / "nope.csv")).load_panel()
 
 
@@ -159,7 +159,7 @@ def test_kaggle_missing_credentials_message(tmp_path, monkeypatch):
     dm = StockDataModule(source="kaggle", cache_dir=str(tmp_path / "cache"))
     with pytest.raises(KaggleCredentialsError, match="no Kaggle credentials found: set KAGGLE_API_TOKEN") as info:
         dm.prepare_data()
-    assert "--data.path" in str(info.value)
+    assert "or give the path of a CSV you downloaded" in str(info.value)
     assert not (tmp_path / "cache" / "djia" / sources.KAGGLE_FILE).exists()
 
 

@@ -24,7 +24,7 @@ def _fit(cwd, *args):
 
 def test_missing_data_file(tmp_path):
     result = _fit(tmp_path, "--data.source", "csv", "--data.path", "nope.csv")
-    _assert_clean_failure(result, "error: data file not found: nope.csv; pass --data.path", tmp_path)
+    _assert_clean_failure(result, "error: data file not found: nope.csv; give (--data.path)", tmp_path)
 
 
 def test_misspelled_path_under_auto_is_an_error_not_synthetic_data(tmp_path):

@@ -93,7 +93,7 @@ def test_ambiguous_slash_dates_ask_for_the_pattern(tmp_path):
     days = days.append(pd.bdate_range("2020-03-01", "2020-03-12")).append(pd.bdate_range("2020-04-01", "2020-04-12"))
     dates = [f"{d:%m/%d/%Y}" for d in days]  # every field 12 or below: month/day or day/month?
     path = _write(tmp_path, _rows(dates=dates))
-    with pytest.raises(SchemaError, match=r"ambiguous.*--data.date_format '%m/%d/%Y'"):
+    with pytest.raises(SchemaError, match=r"ambiguous.*pass date_format='%m/%d/%Y' \(month first\)"):
         _panel(path)
     panel = _panel(path, date_format="%d/%m/%Y")
     expected = np.sort(pd.to_datetime(dates, format="%d/%m/%Y").to_numpy().astype("datetime64[D]"))
@@ -125,5 +125,5 @@ def test_spaces_utc_suffixes_and_hour_offsets_are_read_as_days(tmp_path):
 def test_an_ambiguous_slash_file_with_an_empty_date_still_asks_for_the_pattern(tmp_path):
     rows = _rows(dates=[f"{d:%m/%d/%Y}" for d in pd.bdate_range("2020-01-01", "2020-01-12")])
     rows.insert(2, "  ,5,A")
-    with pytest.raises(SchemaError, match=r"--data\.date_format"):
+    with pytest.raises(SchemaError, match=r"\(or date_format=\)"):  # from Python: the keyword
         _panel(_write(tmp_path, rows))

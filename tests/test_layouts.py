@@ -75,7 +75,7 @@ def test_a_single_ticker_file_with_adj_close_only_when_asked(tmp_path):
         ("when,price,Name\n2020-01-01,1,A\n", "no date column (looked for Date, Timestamp, Datetime); found columns: "
          "when, price, Name"),
         ("Date,price,Name\n2020-01-01,1,A\n", "no 'Close' column; found columns: Date, price, Name; choose one with "
-         "--data.price_column"),
+         "price_column="),
         ("Date,Close\n2020-01-01,1\n2020-01-01,2\n", "no ticker column (Name, Ticker or Symbol) and its dates repeat"),
     ],
 )  # fmt: skip

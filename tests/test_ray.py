@@ -69,7 +69,7 @@ def test_a_backtest_on_two_nodes_equals_the_local_one_and_reads_the_data_once(cl
 
 def test_a_fold_whose_node_is_removed_runs_again_to_the_same_result(cluster, local, tmp_path):
     head, workers = cluster
-    slow = [*BRIEF, "--trainer.max_epochs", "6", "--trainer.limit_train_batches", "200"]
+    slow = [*BRIEF, "--trainer.max_epochs", "30", "--trainer.limit_train_batches", "50"]
     reference = forecast.backtest.run(slow, years=YEARS, out=tmp_path / "reference", jobs=2)
     out, outcome = tmp_path / "bt", {}
 
@@ -84,9 +84,11 @@ def test_a_fold_whose_node_is_removed_runs_again_to_the_same_result(cluster, loc
     thread = threading.Thread(target=backtest)
     thread.start()
     deadline = time.monotonic() + 120
-    while len(list(out.glob("runs/*/lightning_logs/version_0/checkpoints/last.ckpt"))) < 2:
+    runs = [out / "runs" / f"{year}_seed0" / "lightning_logs" / "version_0" for year in YEARS]
+    while not all((run / "checkpoints" / "last.ckpt").is_file() for run in runs):  # both folds fitting
         assert time.monotonic() < deadline and thread.is_alive(), "the two folds did not both reach their first epoch"
         time.sleep(0.05)
+    assert not any((run / "fit_summary.json").is_file() for run in runs), "a fit ended before the node could go"
     head.remove_node(workers[1], allow_graceful=False)  # one of the two folds under way loses its node
     thread.join(timeout=300)
     assert not thread.is_alive() and "error" not in outcome, outcome.get("error")

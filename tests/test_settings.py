@@ -8,9 +8,16 @@ import pytest
 import torch
 from helpers import SMALL, run_dir, run_main
 
-from forecast.checkpoint import INIT_FROM_KEY, TRAINING_KEY, CheckpointSettings, SettingConflictError
+from forecast.checkpoint import (
+    INIT_FROM_KEY,
+    TRAINING_KEY,
+    CheckpointSettings,
+    Given,
+    SettingConflictError,
+    apply_rule,
+    checkpoint_defaults,
+)
 from forecast.errors import speaking
-from forecast.settings import Given, apply_rule, checkpoint_defaults
 
 FIT = [*SMALL, "--trainer.max_epochs", "1", "--test_after_fit", "false"]
 ADAMW = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.003, "weight_decay": 0.01}}

@@ -201,17 +201,25 @@ def test_an_interrupted_trial_runs_again_first_in_its_own_folder(tmp_path):
 
 
 def test_the_base_settings_are_queued_first_where_the_space_holds_them(tmp_path):
+    from forecast.tune.study import BASE_RUN
+
     dims = read_space(_space(tmp_path))
+    settings = {"model": {"decoder_channels": [8], "kernel_size": 3, "optimizer": {"init_args": {"lr": 0.002}}}}
+    settings |= {"data": {"normalisation": "last"}}
     study = load_study(optuna.storages.InMemoryStorage(), "s", {"fit": {}})
-    settings = {"model": {"decoder_channels": [8], "optimizer": {"init_args": {"lr": 0.5}}}}
-    settings["model"]["kernel_size"] = 3
-    settings |= {"data": {"normalisation": "log"}}
-    queued = enqueue_base(study, dims, settings)  # lr 0.5 is above the range and log is not a choice: sampled
-    assert queued == {"model.decoder_channels": "[8]", "model.kernel_size": 3}
+    queued = enqueue_base(study, dims, settings)  # every value inside the space: the study's first trial
+    assert queued == {"model.decoder_channels": "[8]", "model.kernel_size": 3, "model.optimizer.init_args.lr": 0.002,
+                      "data.normalisation": "last"}  # fmt: skip
     trial = study.ask()
     sampled = {d.name: d.sample(trial) for d in dims}
     assert trial.user_attrs["base_config"] and sampled["model.decoder_channels"] == [8]
     assert enqueue_base(study, dims, settings) == {}  # only on a new study
+    # lr 0.5 is above the range and log is not a choice: no trial can run them, so the base runs beside the study
+    outside = {**settings, "model": {**settings["model"], "optimizer": {"init_args": {"lr": 0.5}}}}
+    outside["data"] = {"normalisation": "log"}
+    study = load_study(optuna.storages.InMemoryStorage(), "t", {"fit": {}})
+    assert enqueue_base(study, dims, outside) == {} and not study.trials
+    assert study.user_attrs[BASE_RUN]["settings"]["model.optimizer.init_args.lr"] == 0.5
 
 
 def test_a_study_with_other_settings_or_a_repeated_worker_seed_is_refused(tmp_path):
@@ -443,3 +451,25 @@ def test_trials_0_on_a_folder_without_a_study_is_one_line_and_writes_nothing(tmp
                        *BRIEF], tmp_path)  # fmt: skip
     assert result.returncode == 2 and "--trials 0 rewrites the report of a study" in result.stderr
     assert not (tmp_path / "tune").exists()
+
+
+def test_a_base_config_outside_the_space_runs_as_configured_beside_the_study(tmp_path):
+    _space(tmp_path, "model.dropout: {float: [0.1, 0.2]}")  # the base config's dropout, 0.0, lies outside
+    args = ["tune", "--search", "space.yaml", "--years", "2016", "2017", "--trials", "1", "--out", "tune", *BRIEF]
+    done = run_main(args, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "tune" / "tune.json").read_text())
+    base = result["base"]
+    assert base["number"] is None and base["settings"] == {"model.dropout": 0.0}
+    (trial,) = result["trials"]
+    assert 0.1 <= trial["settings"]["model.dropout"] <= 0.2 and not trial["base_config"]
+    runs = tmp_path / "tune" / "base" / "runs"
+    scores = {y: json.loads((runs / f"val{y}_seed0" / "lightning_logs" / "version_0" / "fit_summary.json").read_text())
+              for y in (2016, 2017)}  # fmt: skip
+    assert base["years"] == {str(y): s["best_val_rel_mae"] for y, s in scores.items()}
+    ran = yaml.safe_load((runs / "val2016_seed0" / "lightning_logs" / "version_0" / "config.yaml").read_text())
+    assert ran["model"]["dropout"] == 0.0  # exactly as configured
+    assert (
+        "The base config as configured (run beside the study: outside the space; model.dropout 0)"
+        in (tmp_path / "tune" / "tune.md").read_text()
+    )

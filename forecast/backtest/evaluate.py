@@ -16,6 +16,7 @@ from forecast.backtest.signal import combine, net_return
 from forecast.backtest.summary import ENSEMBLE
 from forecast.backtest.task import Fold, FoldStore
 from forecast.data.panel import Panel
+from forecast.signals import pause_here
 
 SETTINGS_FILE = "backtest_settings.json"
 TITLE_FILE = "backtest_title.json"
@@ -27,6 +28,7 @@ def score_and_report(
     """Score every fold's predictions file and each year's seed ensemble (written as
     ``predictions/{Y}_ensemble.csv`` when a year has two or more seeds); write and print the report."""
     out = store.out
+    pause_here("writing")
     predictions = {f: read_predictions(store.predictions(f)) for f in folds}  # each file read once
     scores = {(f.dates.year, f.seed): score_fold(panel, predictions[f], f.dates, base_len, horizon) for f in folds}
     ensembles = {}

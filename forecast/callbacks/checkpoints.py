@@ -1,14 +1,16 @@
-"""The run's ``last.ckpt``: refreshed at every save point, so resuming never repeats an epoch."""
+"""The run's ``last.ckpt``: refreshed at every save point, so resuming never repeats an epoch, and saved at the step
+a fit reached when SIGTERM stops it."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from forecast.signals import EXIT_INTERRUPTED, end_within
+from forecast.errors import option
+from forecast.signals import Stopped
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -26,13 +28,14 @@ class LastCheckpoint(ModelCheckpoint):
         )
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        """Ctrl-C during ``fit``: say how to go on (Lightning then ends the process)."""
-        if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero and trainer.state.fn == "fit":
-            last = Path(self.dirpath or ".") / "last.ckpt"
+        """A signal during ``fit``: after SIGTERM (Lightning stops at the end of a training batch) save ``last.ckpt``
+        at that step; either way tell, in the exception's ``advice``, how to go on."""
+        if trainer.state.fn != "fit" or not isinstance(exception, (Stopped, SIGTERMException)):
+            return
+        last = Path(self.dirpath or ".") / "last.ckpt"
+        if isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(last)  # every rank takes part; the loop's progress and the loader's place too
+            where = f"step {trainer.global_step} (epoch {trainer.current_epoch}), saved in {last}"
+        else:
             where = f"its last checkpoint, {last}" if last.is_file() else "the start (no epoch had finished)"
-            print(
-                f"interrupted: the same command with --ckpt_path last resumes this run from {where}",
-                file=sys.stderr,
-                flush=True,
-            )
-            end_within(30.0, EXIT_INTERRUPTED)  # Lightning's shutdown hung once after this line (see end_within)
+        exception.advice = f"the same command with {option('ckpt_path')} last resumes this run from {where}"  # type: ignore[attr-defined]

@@ -12,6 +12,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from forecast.signals import pause_here
+
 INTERVAL_SCORES = ("coverage_", "width_", "scaled_pinball")
 """Validation metrics of a quantile model that the summary keeps beside MAE and relMAE (name prefixes)."""
 
@@ -64,11 +66,15 @@ class FitSummary(Callback):
             if name.removeprefix("val/").startswith(INTERVAL_SCORES):
                 row[name.removeprefix("val/")] = float(value)
         self.history.append({**row, "seconds": self._seconds()})
+        if trainer.progress_bar_callback is None and trainer.is_global_zero:  # no bar: a plain line per epoch
+            line = f"epoch {row['epoch']}: val relMAE {row['rel_mae']:.4f}, MAE ${row['mae']:.4f}"
+            print(f"{line}, {self._seconds():.1f} s", flush=True)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         log_dir = Path(trainer.log_dir or ".")  # a collective call under DDP: every rank makes it
         if not trainer.is_global_zero or not self.history:
             return
+        pause_here("writing")
         best_path, last_path = checkpoint_paths(trainer)
         best = min(self.history, key=lambda row: row["mae"])
         summary = {

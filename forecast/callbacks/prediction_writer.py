@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from forecast.atomic import write_atomic
 from forecast.errors import UserError, option
 from forecast.model.quantiles import level_name
+from forecast.signals import pause_here
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ class CSVPredictionWriter(BasePredictionWriter):
         dataset = datamodule.datasets["predict"]
         if len(index) != len(dataset):
             raise RuntimeError(f"prediction writer: got {len(index)} windows of {len(dataset)}; some rank lost data")
+        pause_here("writing")
         if self.output is None:
             self.frame = prediction_frame(dataset, index, forecast, quantiles, levels)
             rows, targets = len(self.frame), [self.frame["target_date"].min(), self.frame["target_date"].max()]

@@ -9,6 +9,7 @@ from lightning.pytorch.callbacks import Callback
 
 from forecast.callbacks.figures import forecast_examples
 from forecast.report import write_report
+from forecast.signals import pause_here
 
 
 class TestReport(Callback):
@@ -30,6 +31,7 @@ class TestReport(Callback):
         results = getattr(pl_module, "test_results", None)
         if results is None or not trainer.is_global_zero or folder is None:
             return
+        pause_here("writing")
         dataset = trainer.datamodule.datasets["test"]
         examples = forecast_examples(pl_module, dataset, self.windows) if self.windows > 0 else None
         intervals = getattr(pl_module, "test_interval_results", None)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.data.errors import DataError
+from forecast.errors import option
 
 DEFAULT_CALENDAR = "XNYS"
 
@@ -23,7 +24,7 @@ def check_calendar(calendar: str) -> None:
     if calendar not in xcals.get_calendar_names(include_aliases=True):
         raise DataError(
             f"unknown exchange calendar {calendar!r}; use a code of exchange_calendars such as XNYS, XNAS, XLON, XTKS "
-            "(--data.calendar)"
+            f"({option('data.calendar')})"
         )
 
 
@@ -48,7 +49,7 @@ def next_sessions(origins: np.ndarray, horizon: int, calendar: str) -> np.ndarra
     except xcals.errors.InvalidCalendarName as exc:
         raise DataError(
             f"unknown exchange calendar {calendar!r}; use a code of exchange_calendars such as XNYS, XNAS, XLON, XTKS "
-            "(--data.calendar)"
+            f"({option('data.calendar')})"
         ) from exc
     except ValueError as exc:  # dates outside the calendar's range
         raise DataError(f"calendar {calendar}: {' '.join(str(exc).split())[:200]}") from exc
@@ -57,3 +58,13 @@ def next_sessions(origins: np.ndarray, horizon: int, calendar: str) -> np.ndarra
     if (after + horizon > len(days)).any():
         raise DataError(f"calendar {calendar} has too few sessions after {last:%Y-%m-%d}")
     return days[after[:, None] + np.arange(horizon)]
+
+
+def session_on_or_before(day: pd.Timestamp, calendar: str) -> pd.Timestamp:
+    """``day`` when it is a trading session of ``calendar``, else the session before it (a weekend or holiday)."""
+    import exchange_calendars as xcals
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray that drops timezone")
+        sessions = xcals.get_calendar(calendar, start=day - pd.Timedelta(days=30), end=day + pd.Timedelta(days=30))
+        return sessions.date_to_session(day.normalize(), direction="previous")

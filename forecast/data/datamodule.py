@@ -17,13 +17,15 @@ from torch.utils.data import DataLoader, Sampler
 from forecast.data.baselines import naive_quantile_ratios
 from forecast.data.calendar import DEFAULT_CALENDAR, check_calendar
 from forecast.data.errors import NotEnoughDataError, plural
-from forecast.data.layouts import frame_chunks
+from forecast.data.layouts import check_prices, frame_chunks
 from forecast.data.normalise import METHODS
 from forecast.data.panel import MARKET, LoadedPanel, Panel, build_panel
-from forecast.data.sampler import EpochSeededSampler
+from forecast.data.sampler import EpochSeededSampler, ResumableLoader
 from forecast.data.sources import KAGGLE_DATASET, KAGGLE_FILE, choose_source, download_kaggle, load_chunks
 from forecast.data.validate import clean_chunks
 from forecast.data.windows import Batch, WindowDataset, collate_batch, date_splits, latest_starts, tutorial_splits
+from forecast.errors import option
+from forecast.signals import pause_here
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,7 @@ class StockDataModule(L.LightningDataModule):
         frame_ticker: str | None = None,
     ) -> None:
         super().__init__()
+        check_prices(path)
         self.frame = path if isinstance(path, pd.DataFrame) else None
         channels = list(channels)
         if "Close" not in channels:
@@ -143,6 +146,7 @@ class StockDataModule(L.LightningDataModule):
         """Read, validate and index the data (once; later calls reuse it, as they do a panel :meth:`adopt` took)."""
         if self.panel is not None:
             return self.panel
+        pause_here("loading")
         hp = self.hparams
         check_calendar(hp.calendar)
         columns = [c for c in self.channels if c != MARKET]  # the market channel is derived, not read
@@ -203,8 +207,8 @@ class StockDataModule(L.LightningDataModule):
                 raise NotEnoughDataError(
                     f"the {name} split has no windows: the data spans {self.panel.dates.min()} .. "
                     f"{self.panel.dates.max()} with train_end={hp.train_end}, val_end={hp.val_end}, "
-                    f"test_end={hp.test_end}; set --data.train_end/--data.val_end/--data.test_end inside "
-                    "the data's dates"
+                    f"test_end={hp.test_end}; set {option('data.train_end')}, {option('data.val_end')} and "
+                    f"{option('data.test_end')} inside the data's dates"
                 )
 
     def _build_datasets(self) -> None:
@@ -250,14 +254,16 @@ class StockDataModule(L.LightningDataModule):
             sampler = UnrepeatedDistributedSampler(
                 dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
             )
-        return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            sampler=sampler,
-            collate_fn=collate_batch,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
+        workers = self.hparams.num_workers
+        kwargs = {"batch_size": self.hparams.batch_size, "sampler": sampler, "collate_fn": collate_batch,
+                  "num_workers": workers, "persistent_workers": workers > 0}  # fmt: skip
+        if shuffle:  # a run stopped mid-epoch (SIGTERM) resumes with the batch it had reached
+            return ResumableLoader(dataset, **kwargs, batches_done=self._batches_done)
+        return DataLoader(dataset, **kwargs)
+
+    def _batches_done(self) -> int:
+        """The training batches of the current epoch done (Lightning's count, kept in the checkpoint's loop)."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.completed if self.trainer else 0
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import pandas as pd
 
 from forecast.data.dates import SLASH, infer_date_format, looks_iso
 from forecast.data.errors import DataError, SchemaError
+from forecast.errors import option, option_set
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,27 @@ def data_files(path: str | Path) -> list[Path]:
     return [folder] if folder.is_file() else []
 
 
+def check_prices(prices: object) -> None:
+    """A :class:`DataError` for prices given as something other than a table or a path, saying how to make one."""
+    if prices is None or isinstance(prices, (str, Path, pd.DataFrame)):
+        return
+    if isinstance(prices, pd.Series):
+        how = "make it a table with its dates as a column: series.rename('Close').rename_axis('Date').reset_index()"
+    else:
+        shape = f" of shape {prices.shape}" if hasattr(prices, "shape") else ""
+        how = f"got a {type(prices).__module__.split('.')[0]} {type(prices).__name__}{shape}; build one, e.g. "
+        how += "pd.DataFrame({'Date': dates, 'Close': closes})"
+    raise DataError(f"prices are a DataFrame with Date and Close columns (Name for several tickers), or a file: {how}")
+
+
+def not_found(path: object) -> str:
+    """The message for a data path that names no file."""
+    return (
+        f"data file not found: {path}; give ({option('data.path')}) an existing CSV, CSV.gz or Parquet file, a folder "
+        "of per-ticker files, or a glob pattern that matches some"
+    )
+
+
 def ticker_from_file(path: str | Path) -> str:
     """The ticker of a per-ticker file: its name without extensions, upper case (``aapl.us.txt`` → ``AAPL``)."""
     return Path(path).name.split(".")[0].upper()
@@ -92,6 +115,21 @@ def find_column(columns: Iterable[object], spellings: Iterable[str]) -> object |
     case-insensitively and without surrounding spaces; None when none does."""
     by_name = {str(c).strip().lower(): c for c in columns}
     return next((by_name[n] for n in spellings if n in by_name), None)
+
+
+def _no_two_alike(columns: Iterable[object], origin: str) -> None:
+    """A :class:`SchemaError` naming two columns that read as the same name (``Close`` and ``close``, or ``Close``
+    twice: pandas reads the second as ``Close.1``), one of which would otherwise be dropped silently."""
+    names = [str(c) for c in columns]
+    seen: dict[str, str] = {}
+    for name in names:
+        mangled = re.fullmatch(r"(.*)\.\d+", name)
+        key = (mangled[1] if mangled and mangled[1] in names else name).strip().lower()
+        if key in seen:
+            raise SchemaError(
+                f"{origin}: columns {seen[key]!r} and {name!r} both read as {key!r}; rename or drop one of them"
+            )
+        seen[key] = name
 
 
 def standardise(raw: pd.DataFrame, origin: str, price_column: str = "Close", ticker: str | None = None) -> pd.DataFrame:
@@ -109,13 +147,15 @@ def standardise(raw: pd.DataFrame, origin: str, price_column: str = "Close", tic
             dates repeat (several tickers and no way to tell them apart).
     """
     found = ", ".join(map(str, raw.columns))
+    _no_two_alike(raw.columns, origin)
     date = find_column(raw.columns, DATE_NAMES)
     if date is None:
         raise SchemaError(f"{origin}: no date column (looked for Date, Timestamp, Datetime); found columns: {found}")
     price = find_column(raw.columns, [price_column.strip().lower()])
     if price is None:
         raise SchemaError(
-            f"{origin}: no {price_column!r} column; found columns: {found}; choose one with --data.price_column"
+            f"{origin}: no {price_column!r} column; found columns: {found}; choose one with "
+            f"{option('data.price_column')}"
         )
     renames = {date: "Date", price: "Close"}
     name = find_column(raw.columns, TICKER_NAMES)
@@ -153,10 +193,7 @@ def read_chunks(
     """
     files = data_files(path)
     if not files:
-        raise DataError(
-            f"data file not found: {path}; pass --data.path to an existing CSV, CSV.gz or Parquet file, a folder of "
-            "per-ticker files, or a glob pattern that matches some"
-        )
+        raise DataError(not_found(path))
     for file in files:
         unit, first_row = ("row", 1) if file.suffix == ".parquet" else ("line", 2)
         file_format = date_format
@@ -200,9 +237,10 @@ def _slash_format(file: Path, rows: pd.DataFrame, read_dates: Callable[[Path, ob
     if pattern is None:
         if not every.dropna().astype(str).str.match(SLASH).all():
             return None  # not slash dates: the row that does not parse is reported where it is read
+        month_first = option_set("data.date_format", repr("%m/%d/%Y"))
         raise SchemaError(
-            f"{file}: the dates ({values.iloc[0]!r}, ...) are {why}; pass --data.date_format '%m/%d/%Y' "
-            "(month first) or '%d/%m/%Y' (day first)"
+            f"{file}: the dates ({values.iloc[0]!r}, ...) are {why}; pass {month_first} (month first) or '%d/%m/%Y' "
+            "(day first)"
         )
     log.info("%s: dates read as %s (pattern %s; --data.date_format sets another)", file, why, pattern)
     return pattern
@@ -220,8 +258,15 @@ def frame_chunks(
             whose order it does not prove).
     """
     origin = "DataFrame"
+    if find_column(frame.columns, DATE_NAMES) is None and isinstance(frame.index, pd.DatetimeIndex):
+        raise SchemaError(
+            "DataFrame: its dates are its index, not a column; pass prices.rename_axis('Date').reset_index()"
+        )
     if find_column(frame.columns, TICKER_NAMES) is None and ticker is None:
-        ticker = "TICKER"
+        raise SchemaError(
+            "DataFrame: no ticker column (Name, Ticker or Symbol); for one ticker's prices give its name with ticker= "
+            "(frame_ticker= for a StockDataModule), or add a Name column"
+        )
     date_format = date_format or _slash_format(Path(origin), frame, None)
     has_ticker = find_column(frame.columns, TICKER_NAMES) is not None
     table = standardise(frame.reset_index(drop=True), origin, price_column, ticker)

@@ -22,10 +22,12 @@ from forecast.data.layouts import (
     Chunk,
     data_files,
     find_column,
+    not_found,
     read_chunks,
     standardise,
 )
 from forecast.data.synthetic import synthetic_panel
+from forecast.errors import option
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ NA_STRINGS = (
 CREDENTIALS_HELP = (
     "set KAGGLE_API_TOKEN or save the token to ~/.kaggle/access_token "
     "(or the legacy ~/.kaggle/kaggle.json / KAGGLE_USERNAME and KAGGLE_KEY), "
-    "or pass --data.path to a CSV you downloaded"
+    "or give the path of a CSV you downloaded"
 )
 
 
@@ -150,7 +152,9 @@ def download_kaggle(
         log.info("Kaggle dataset already in the cache: %s", folder)
         return folder
     if "/" not in dataset:
-        raise DataError(f"--data.kaggle_dataset {dataset!r} is not OWNER/SLUG (as in its kaggle.com/datasets address)")
+        raise DataError(
+            f"{option('data.kaggle_dataset')} {dataset!r} is not OWNER/SLUG (as in its kaggle.com/datasets address)"
+        )
     api = _kaggle_api()
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".download-") as tmp:
@@ -158,7 +162,9 @@ def download_kaggle(
         api.dataset_download_files(dataset, path=tmp, unzip=True, quiet=True)
         found = [p for p in Path(tmp).rglob(pattern) if p.is_file()]
         if not found:
-            raise DataError(f"the Kaggle dataset {dataset} has no file matching {pattern!r}; set --data.kaggle_file")
+            raise DataError(
+                f"the Kaggle dataset {dataset} has no file matching {pattern!r}; set {option('data.kaggle_file')}"
+            )
         staged = Path(tmp) / ".staged"
         staged.mkdir()
         for file in found:
@@ -180,19 +186,17 @@ def choose_source(source: str, path: str | None) -> tuple[str, str]:
     """
     if source == "dataframe":  # a checkpoint trained from a table in Python: the table is not in it
         raise DataError(
-            "this checkpoint was trained on a DataFrame in Python, which it does not hold; pass --data.path FILE"
+            f"this checkpoint was trained on a DataFrame in Python, which it does not hold; give the prices "
+            f"({option('data.path', 'prices')})"
         )
     if source not in SOURCES:
         raise DataError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
     if path and not data_files(path):
-        raise DataError(
-            f"data file not found: {path}; pass --data.path to an existing CSV, CSV.gz or Parquet file, a folder of "
-            "per-ticker files, or a glob pattern that matches some"
-        )
+        raise DataError(not_found(path))
     if path and source in ("kaggle", "synthetic"):
         raise DataError(
-            f"--data.path {path} is given but data.source is {source}, which would not read it; "
-            "use --data.source csv (or auto), or drop --data.path"
+            f"{option('data.path')} {path} is given but data.source is {source}, which would not read it; "
+            f"use {option('data.source')} csv (or auto), or drop {option('data.path')}"
         )
     if source != "auto":
         return source, "asked for"
@@ -218,7 +222,7 @@ def load_chunks(
     ISO, or the slash pattern each file proves)."""
     if source == "csv":
         if not path:
-            raise DataError("source 'csv' needs a file: pass --data.path PATH")
+            raise DataError(f"source 'csv' needs a file: give its path ({option('data.path')})")
         return read_chunks(path, read_file_chunks, price_column, date_format, read_date_column)
     if source == "kaggle":
         folder = download_kaggle(cache_dir, kaggle_dataset, kaggle_pattern)

@@ -12,6 +12,7 @@ import pandas as pd
 from forecast.data.dates import parse_days
 from forecast.data.errors import BadValueError, SchemaError
 from forecast.data.layouts import Chunk, several_tickers_error
+from forecast.errors import option
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ def _dates(chunk: Chunk) -> np.ndarray:
     bad = days.isna()
     if bad.any():
         i = _first(bad)
-        expected = f"the pattern {chunk.date_format!r}" if chunk.date_format else "YYYY-MM-DD (or --data.date_format)"
+        expected = f"the pattern {chunk.date_format!r}" if chunk.date_format else "YYYY-MM-DD"
+        expected += "" if chunk.date_format else f" (or {option('data.date_format')})"
         raise SchemaError(
             f"{chunk.origin}: unparseable date {column.iloc[i]!r} in column Date at {chunk.at(i)}; use {expected}"
         )

@@ -165,7 +165,12 @@ class RidgePostdiction(nn.Module):
         fit_intercept: bool = False,
     ) -> None:
         super().__init__()
-        self.lookback = lookback or base_len - horizon
+        if lookback is not None and lookback < 1:  # 0 must not silently mean "unset"
+            raise ValueError(
+                f"model.lookback {lookback}: the encoded days each regression row uses must be 1 or more (at most "
+                f"data.base_len - data.horizon = {base_len - horizon}); leave it unset for that"
+            )
+        self.lookback = base_len - horizon if lookback is None else lookback
         self.horizon = horizon
         self.shifts = base_len - self.lookback - horizon + 1
         if base_len <= horizon:

@@ -133,10 +133,9 @@ def write_markdown(path: Path, summary: dict[str, Any], rows: list[dict[str, Any
     base = summary.get("base")
     if base:
         years_text = ", ".join(f"{y}: {v:.4f}" for y, v in base["years"].items())
-        lines += [
-            "",
-            f"The base config's own settings (trial {base['number']}): {base['objective']:.4f} ({years_text}).",
-        ]
+        where = f"trial {base['number']}" if base["number"] is not None else "run beside the study: outside the space"
+        settings = ", ".join(f"{k} {_setting(v)}" for k, v in base["settings"].items())
+        lines += ["", f"The base config as configured ({where}; {settings}): {base['objective']:.4f} ({years_text})."]
     if summary.get("importances"):
         lines += ["", "Parameter importances (PED-ANOVA over the complete trials, Optuna's default evaluator):", ""]
         lines += [f"- `{k}`: {v:.3f}" for k, v in summary["importances"].items()]

@@ -27,6 +27,7 @@ from forecast.data.errors import plural
 from forecast.errors import option
 from forecast.executors import Kind, make_executor, task_resources
 from forecast.run import Config, options
+from forecast.signals import Stopped, pause_here
 from forecast.tune import report
 from forecast.tune.checks import TUNE_OWNED, check_space, check_window_years
 from forecast.tune.space import Dimension, option_argument, read_space
@@ -41,7 +42,7 @@ from forecast.tune.study import (
     redact,
     seed_sampler,
 )  # fmt: skip
-from forecast.tune.trials import Search
+from forecast.tune.trials import BASE_RUN, Search
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def run(
                 make_executor(executor, jobs, datamodule.loaded(), resources, address),
                 lambda told: print(report.progress_line(study, told, time.monotonic() - started), flush=True),
             )
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Stopped):
             enqueue_interrupted(study)
             raise
     command = ["python", "-m", "forecast", "tune", *fit_args, "--search", str(search), "--years", *map(str, years),
@@ -173,6 +174,7 @@ def write_report(
     """``tune.md``, ``tune.json``, ``tune.png`` and (once a trial is complete) ``best.yaml``; print where they are.
     ``heading``: the report's title and the command that ran the search."""
     title, command = heading
+    pause_here("writing")
     rows = report.trial_rows(study, dimensions, years)
     states = {s: sum(r["state"] == s for r in rows) for s in ("complete", "pruned", "fail", "running", "waiting")}
     savings = report.pruning_savings(rows, years)
@@ -196,8 +198,11 @@ def write_report(
     }
     complete = [r for r in rows if r["state"] == "complete"]
     base_row = next((r for r in complete if r["base_config"]), None)
+    beside = study.user_attrs.get(BASE_RUN) or {}
     if base_row:
-        summary["base"] = {k: base_row[k] for k in ("number", "objective", "years")}
+        summary["base"] = {k: base_row[k] for k in ("number", "objective", "years", "settings")}
+    elif "objective" in beside:  # run beside the study: its settings lie outside the space
+        summary["base"] = {"number": None, **{k: beside[k] for k in ("objective", "years", "settings")}}
     files = [out / "tune.md", out / "tune.json", out / "tune.png"]
     if complete:
         best = complete[0]

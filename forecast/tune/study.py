@@ -24,7 +24,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from forecast.backtest.walk import setting_changes
 from forecast.errors import UserError
-from forecast.tune.trials import BASE_ATTR, FOLDER_NUMBER, INTERRUPTED, RESUMES
+from forecast.tune.trials import BASE_ATTR, BASE_RUN, FOLDER_NUMBER, INTERRUPTED, RESUMES
 
 HEARTBEAT_SECONDS = 60
 """How often a worker tells the storage its trials are alive; a trial silent for 3 times that is run again."""
@@ -156,7 +156,8 @@ def enqueue_interrupted(study: Any) -> int:
     trials = study.get_trials(deepcopy=False)
     count = 0
     for trial in trials:
-        if trial.state != optuna.trial.TrialState.FAIL or trial.user_attrs.get("fail_reason") != INTERRUPTED:
+        reason = trial.user_attrs.get("fail_reason") or ""
+        if trial.state != optuna.trial.TrialState.FAIL or not reason.startswith(INTERRUPTED.split("(")[0]):
             continue
         origin = trial.user_attrs.get(FOLDER_NUMBER, trial.number)
         if any(t.number > trial.number and t.user_attrs.get(RESUMES) == origin for t in trials):
@@ -168,22 +169,35 @@ def enqueue_interrupted(study: Any) -> int:
 
 
 def enqueue_base(study: Any, dimensions: list[Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """On a new study, queue first a trial with the base config's own value of every setting the space holds
-    (a value outside the space is left to the sampler); returns the values queued ({} on a study with trials)."""
+    """On a new study, put first the base config's own settings: the bar the search has to clear, run exactly as
+    configured. Where the space holds its value of every searched setting, as the study's first trial (returns the
+    values queued); else beside the study (:data:`BASE_RUN`, run by :meth:`forecast.tune.trials.Search.run`, returns
+    {}), since a trial can only run values of the space. Nothing on a study with trials."""
     if study.trials:
         return {}
-    params = {}
+    values, params = base_values(dimensions, settings), {}
     for dimension in dimensions:
-        node: Any = settings
-        for part in dimension.name.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+        node = values[dimension.name]
         stored = json.dumps(node) if dimension.structured else node
         d = dimension.distribution
         if dimension.is_categorical:
             inside = stored in d.choices
         else:
             inside = isinstance(node, (int, float)) and not isinstance(node, bool) and d.low <= node <= d.high
-        if inside:
-            params[dimension.name] = stored
+        if not inside:
+            study.set_user_attr(BASE_RUN, {"settings": values})  # to be run beside the study
+            return {}
+        params[dimension.name] = stored
     study.enqueue_trial(params, user_attrs={BASE_ATTR: True})
     return params
+
+
+def base_values(dimensions: list[Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """The base config's value of each searched setting (None where it sets none)."""
+    values = {}
+    for dimension in dimensions:
+        node: Any = settings
+        for part in dimension.name.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        values[dimension.name] = node
+    return values

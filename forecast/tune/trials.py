@@ -28,14 +28,21 @@ from forecast.backtest.folds import FoldDates
 from forecast.backtest.task import Fold, FoldTask, run_fold
 from forecast.errors import first_line
 from forecast.executors import Executor
+from forecast.signals import Stopped, Terminated
 from forecast.tune.space import Dimension, option_argument, suggest
 
 INTERRUPTED = "interrupted (Ctrl-C)"
-"""The fail reason of a trial stopped by Ctrl-C: the next run of the command repeats it, in the same folder."""
+"""The fail reason of a trial stopped by Ctrl-C (``interrupted (SIGTERM)`` after SIGTERM): the next run of the command
+repeats it, in the same folder."""
 
 BASE_ATTR = "base_config"
 """User attribute of the trial that runs the base config's own settings: the bar the search has to clear, so it is
 never pruned."""
+
+BASE_RUN = "base_run"
+"""Study attribute of the base config's run beside the study (when its settings lie outside the space, no trial can
+run them): its ``settings``, and once run its ``years`` (validation relMAE by year), ``objective``, ``seconds`` and
+``folder``."""
 
 FOLDER_NUMBER = "folder_number"
 """User attribute: the number of the folder a trial runs in (its own, or that of the trial it repeats)."""
@@ -106,6 +113,7 @@ class Search:
         beating = threading.Thread(target=self._heartbeats, args=(stop,), daemon=True)
         beating.start()
         try:
+            self._run_base(executor)
             while asked < trials or self.running:
                 while asked < trials and len(self.running) < capacity:  # a trial runs one fold at a time
                     self._start(executor)
@@ -117,7 +125,9 @@ class Search:
                         on_told(told)
         except BaseException as exc:
             executor.shutdown(cancel=True)
-            reason = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else f"stopped: {first_line(exc)}"
+            reason = f"stopped: {first_line(exc)}"
+            if isinstance(exc, (KeyboardInterrupt, Stopped)):
+                reason = "interrupted (SIGTERM)" if isinstance(exc, Terminated) else INTERRUPTED
             for running in list(self.running.values()):
                 with contextlib.suppress(Exception):  # one trial's record must not hide the others', nor the cause
                     self._fail(running, reason)
@@ -125,6 +135,23 @@ class Search:
         finally:
             stop.set()
         executor.shutdown()
+
+    def _run_base(self, executor: Executor) -> None:
+        """The base config beside the study, when it waits to run (:data:`BASE_RUN`): each year's fold with the fit
+        options alone, exactly as configured, in ``OUT/base``; recorded in the study for every worker's report. A
+        fold that fails stops the search: without the bar, no trial can be judged."""
+        base = self.study.user_attrs.get(BASE_RUN)
+        if not base or "years" in base:
+            return
+        folder = self.out / "base"
+        folds = [Fold(FoldDates(year, validation_only=True), self.seed) for year in self.years]
+        tasks = [FoldTask(fold, folder / "runs" / fold.name, self.fit_options) for fold in folds]
+        results = [future.result() for future in [executor.submit(run_fold, task) for task in tasks]]
+        years = {str(r.fold.dates.year): r.scores["best_val_rel_mae"] for r in results}
+        seconds = sum(r.seconds for r in results)
+        objective = sum(years.values()) / len(years)
+        self.study.set_user_attr(BASE_RUN, {**base, "years": years, "objective": objective, "seconds": seconds,
+                                            "folder": str(folder)})  # fmt: skip
 
     def _start(self, executor: Executor) -> None:
         """Ask the next trial (a queued one first) and start its first year's fold."""
