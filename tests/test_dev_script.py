@@ -20,7 +20,8 @@ def _fake_venv(folder: Path, spec: str) -> Path:
 
 
 def _run(args, venv, **env):
-    environment = {k: v for k, v in os.environ.items() if k != "TORCH_SPEC"} | {"FORECAST_VENV": str(venv)} | env
+    environment = {k: v for k, v in os.environ.items() if k not in ("TORCH_SPEC", "FORECAST_EXTRAS")}  # CI sets both
+    environment |= {"FORECAST_VENV": str(venv)} | env
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=environment)
 
 

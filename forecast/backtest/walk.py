@@ -29,7 +29,7 @@ from forecast.backtest.task import Fold, FoldResult, FoldStore, FoldTask, run_fo
 from forecast.cli import ForecastCLI
 from forecast.data.errors import plural
 from forecast.errors import UserError, first_line, option
-from forecast.executors import Executor, Kind, make_executor, task_resources
+from forecast.executors import Executor, Kind, check_main_process, make_executor, task_resources
 from forecast.run import Config, options
 
 OWNED = {
@@ -215,7 +215,7 @@ def run_folds(store: FoldStore, tasks: list[FoldTask], start: Callable[[], Execu
     executor.shutdown()
     if failure:
         task, exc = failure
-        log = task.root / "fold.log"
+        log = task.root / "fold.log" if (task.root / "fold.log").is_file() else "none: the task never started"
         if isinstance(exc, UserError):
             raise FoldError(f"fold {task.fold.name} failed: {first_line(exc)} (log: {log})") from exc
         exc.add_note(f"in fold {task.fold.name} (log: {log})")
@@ -239,6 +239,7 @@ def run(
     test year and seed, each year's forecasts against the year's best simple baseline; or with ``validation_only``
     the validation scores of each year (for choosing settings). ``jobs`` folds at a time on this machine, or on a Ray
     cluster with ``executor="ray"`` (at ``address``). Rerunning with the same ``out`` resumes."""
+    check_main_process()
     fit_args = options(config)
     refuse_owned(fit_args, OWNED)
     years, seeds = [int(y) for y in years], [int(s) for s in seeds]

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from forecast.errors import ConfigError
-from forecast.executors.base import Executor, Kind, Resources, task_resources
+from forecast.executors.base import Executor, Kind, Resources, check_main_process, task_resources
 
-__all__ = ["Executor", "Kind", "Resources", "make_executor", "task_resources"]
+__all__ = ["Executor", "Kind", "Resources", "check_main_process", "make_executor", "task_resources"]
 
 
 def make_executor(

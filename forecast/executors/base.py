@@ -7,6 +7,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from forecast.errors import ConfigError
+
 Kind = Literal["local", "ray"]
 
 
@@ -27,6 +29,19 @@ class Executor(Protocol):
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future: ...
 
     def shutdown(self, cancel: bool = False) -> None: ...
+
+
+def check_main_process() -> None:
+    """A :class:`ConfigError` when a backtest or search starts inside a worker process: Python's multiprocessing
+    imports the main script again in each worker, so a script that starts one outside an ``if __name__ ==
+    "__main__":`` guard would start it again there."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        raise ConfigError(
+            "a backtest or search started inside a worker process: the script that starts it must do so under "
+            "if __name__ == '__main__': (each worker process imports the script again)"
+        )
 
 
 def task_resources(jobs: int, settings: dict[str, Any]) -> Resources:

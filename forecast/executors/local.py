@@ -72,7 +72,10 @@ class LocalExecutor:
                 ok, value = receive.recv()
             except EOFError:
                 process.join()
-                raise WorkerDiedError(f"its process ended without a result (exit code {process.exitcode})") from None
+                raise WorkerDiedError(
+                    f"its process ended without a result (exit code {process.exitcode}); from a script, the call "
+                    "must be under if __name__ == '__main__': (each worker process imports the script again)"
+                ) from None
             process.join()
         finally:
             with self.lock:

@@ -25,7 +25,7 @@ from forecast.backtest.folds import FoldDates
 from forecast.backtest.walk import Built, build_as_fit, data_options, refuse_owned
 from forecast.data.errors import plural
 from forecast.errors import option
-from forecast.executors import Kind, make_executor, task_resources
+from forecast.executors import Kind, check_main_process, make_executor, task_resources
 from forecast.run import Config, options
 from forecast.signals import Stopped, pause_here
 from forecast.tune import report
@@ -76,6 +76,7 @@ def run(
     Rerunning with the same ``out`` resumes the study. ``heartbeat``: seconds between this worker's signs of life in
     the storage; a trial of a worker silent for three times that is run again by the next worker to start one."""
     started = time.monotonic()
+    check_main_process()
     fit_args, years = options(config), [int(y) for y in years]
     refuse_owned(fit_args, TUNE_OWNED)
     if len(years) < 2 or len(set(years)) != len(years):
