@@ -32,16 +32,20 @@ class Executor(Protocol):
 
 
 def check_main_process() -> None:
-    """A :class:`ConfigError` when a backtest or search starts inside a worker process: Python's multiprocessing
-    imports the main script again in each worker, so a script that starts one outside an ``if __name__ ==
-    "__main__":`` guard would start it again there."""
-    import multiprocessing
+    """A :class:`ConfigError` when a backtest or search starts from the top level of a main script that a worker
+    process is importing again: Python's spawn and forkserver workers import the main script as ``__mp_main__``, so
+    a script that starts one outside an ``if __name__ == "__main__":`` guard would start it again in each worker. A
+    worker that starts one on purpose (from a function) is left alone."""
+    import inspect
 
-    if multiprocessing.parent_process() is not None:
-        raise ConfigError(
-            "a backtest or search started inside a worker process: the script that starts it must do so under "
-            "if __name__ == '__main__': (each worker process imports the script again)"
-        )
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__mp_main__":
+            raise ConfigError(
+                "a backtest or search started inside a worker process: the script that starts it must do so under "
+                "if __name__ == '__main__': (each worker process imports the script again)"
+            )
+        frame = frame.f_back
 
 
 def task_resources(jobs: int, settings: dict[str, Any]) -> Resources:
