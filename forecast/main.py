@@ -22,6 +22,8 @@ COMMANDS = {
     "predict": "forecast with a checkpoint into a CSV file (the test windows, or the latest days)",
     "backtest": "walk-forward test years: fits, scores against the best simple baseline, DM tests, signal",
     "tune": "hyperparameter search with Optuna, each trial scored on validation years only",
+    "export": "a checkpoint as one program, prices to dollars, for torch.export (pt2) or ONNX",
+    "serve": "an HTTP forecast service of a checkpoint (LitServe): POST /predict with each ticker's closes",
 }
 HELP = f"""usage: python -m forecast COMMAND [options]   (python -m forecast COMMAND --help: its options)
 
@@ -33,6 +35,7 @@ commands:
 A config file before the command (python -m forecast --config top.yaml fit) holds sections per command.
 --debug (or FORECAST_DEBUG=1) shows the traceback of an error and Lightning's own notices."""
 AFTER_CTRL_C = {  # what to do after a signal, per command (fit says it itself, with its checkpoint)
+    "serve": "the service stopped, its worker processes with it",
     "backtest": "the same command resumes the backtest (finished folds are kept)",
     "tune": "the same command resumes the study (the interrupted trials run again first, their finished folds kept)",
 }
@@ -65,10 +68,10 @@ def _dispatch(name: str, argv: list[str]) -> None:
         from forecast.backtest.cli import main as backtest
 
         return backtest(argv[argv.index(name) + 1 :])
-    if name == "tune":
-        from forecast.tune.cli import main as tune
+    if name in ("tune", "export", "serve"):
+        from importlib import import_module
 
-        return tune(argv[argv.index(name) + 1 :])
+        return import_module(f"forecast.{name}.cli").main(argv[argv.index(name) + 1 :])
     from forecast.run import command
 
     command(argv)

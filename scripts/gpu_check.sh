@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU checks in one go (run on a machine with a CUDA GPU, from the repository root):
 #   scripts/gpu_check.sh DJIA_CSV [OUT_DIR]
-# 1. ridge_solve / ridge_solve_normal on CUDA: gradcheck in float64 and agreement with the CPU;
+# 1. ridge_solve_normal on CUDA (LAPACK and unrolled): gradcheck in float64 and agreement with the CPU;
+# 2a. eager vs compiled training windows/s (scripts/bench_compile.py), point and quantile model;
 # 2. training windows/s on the GPU at batch 256 and at doubling batches up to the largest that fits
 #    (bench_train.py: the model alone, and a real epoch through the DataLoader);
 # 3. the CLI: one epoch on one GPU and with DDP on every GPU (windows/s of each, start-up included); a fit at
@@ -23,22 +24,26 @@ if [ -z "${ONLY_CLI:-}" ]; then
 echo "## 1. implicit layers on CUDA"
 "$py" - <<'PY'
 import torch
-from forecast.nn import ridge_solve, ridge_solve_normal
+from forecast.nn import ridge_solve_normal
 assert torch.cuda.is_available(), "no CUDA device"
 print(torch.cuda.get_device_name(), "torch", torch.__version__)
 for n, p in ((12, 5), (6, 9)):
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(3, n, p, generator=g, dtype=torch.float64), torch.randn(3, n, 2, generator=g, dtype=torch.float64)
     lam = torch.rand(3, generator=g, dtype=torch.float64) + 0.5
-    cpu = ridge_solve(x, y, lam)
-    gpu_inputs = [t.cuda().requires_grad_(True) for t in (x, y, lam)]
-    torch.testing.assert_close(ridge_solve(*gpu_inputs).cpu(), cpu, rtol=1e-10, atol=1e-12)
-    assert torch.autograd.gradcheck(ridge_solve, tuple(gpu_inputs), eps=1e-6, atol=1e-7)
-    gram = (x.mT @ x).cuda().requires_grad_(True)
-    cross = (x.mT @ y).cuda().requires_grad_(True)
-    assert torch.autograd.gradcheck(ridge_solve_normal, (gram, cross, gpu_inputs[2]), eps=1e-6, atol=1e-7)
-    print(f"n={n} p={p}: CUDA forward == CPU, gradcheck passed (ridge_solve, ridge_solve_normal)")
+    gram, cross = x.mT @ x, x.mT @ y
+    cpu = ridge_solve_normal(gram, cross, lam)
+    inputs = [t.cuda().requires_grad_(True) for t in (gram, cross, lam)]
+    torch.testing.assert_close(ridge_solve_normal(*inputs).cpu(), cpu, rtol=1e-10, atol=1e-12)
+    unrolled = ridge_solve_normal(*inputs, factorisation="unrolled")
+    torch.testing.assert_close(unrolled.cpu(), cpu, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(ridge_solve_normal, tuple(inputs), eps=1e-6, atol=1e-7)
+    print(f"n={n} p={p}: CUDA forward == CPU (LAPACK and unrolled), gradcheck passed (ridge_solve_normal)")
 PY
+
+echo "## 2a. eager vs compiled training (--model.compile true) on the GPU: windows/s, cold and warm cache"
+"$py" scripts/bench_compile.py --device cuda --steps 100 --rounds 1
+"$py" scripts/bench_compile.py --device cuda --steps 100 --rounds 1 --quantiles
 
 echo "## 2. training windows/s on the GPU, batch 256 and up to the largest that fits"
 "$py" scripts/bench_implicit.py --device cuda --repeats 10

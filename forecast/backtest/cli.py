@@ -14,14 +14,7 @@ from pathlib import Path
 from forecast.backtest.evaluate import score_only
 from forecast.backtest.folds import BacktestError
 from forecast.backtest.walk import run
-
-
-class CommandParser(argparse.ArgumentParser):
-    """The parser of a command of this tool that is not LightningCLI's (``backtest``, ``tune``): a bad option raises
-    ``argparse.ArgumentError``, which :mod:`forecast.main` prints as one line with exit 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise argparse.ArgumentError(None, message)
+from forecast.parsers import CommandParser
 
 
 def add_executor_options(parser: argparse.ArgumentParser, what: str) -> None:

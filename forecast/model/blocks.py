@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 from typing import Literal
 
@@ -51,38 +50,39 @@ def conv_stack(
     return nn.Sequential(*layers)
 
 
-class _LagProducts(torch.autograd.Function):
-    """``P[b, d, t] = Σ_e z[b, e, t] z[b, e, t + d]`` for lags ``d < width`` (0 where ``t + d >= L``).
+def lag_products(z: Tensor, width: int) -> Tensor:
+    """``P[b, d, t] = Σ_e z[b, e, t] z[b, e, t + d]`` for lags ``d < width`` (0 where ``t + d >= L``):
+    ``(B, E, L)`` → ``(B, width, L)``.
 
-    Written out because autograd of the obvious per-lag slicing allocates and zero-fills a full ``(B, E, L)``
-    gradient for every slice (2 · width of them per step) and then adds them up: on a CPU that was half the
-    model's training step. This backward accumulates into one buffer in place.
+    Read off the diagonals of the time Gram matrix ``zᵀz`` ``(B, L, L)``: one batched product and one gather,
+    forward and backward, with autograd's own gradient. It computes L² products where L · width are needed, and
+    still beats per-lag slices on a CPU (a multiply, a sum and a gradient buffer for each lag).
     """
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, z: Tensor, width: int) -> Tensor:
-        b, _, length = z.shape
-        products = z.new_zeros(b, width, length)
-        for lag in range(width):
-            torch.sum(z[..., : length - lag] * z[..., lag:], dim=1, out=products[:, lag, : length - lag])
-        ctx.save_for_backward(z)
-        ctx.width = width
-        return products
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, None]:
-        (z,) = ctx.saved_tensors
-        length = z.shape[-1]
-        grad_z = torch.zeros_like(z)
-        for lag in range(ctx.width):
-            g = grad[:, None, lag, : length - lag]  # (B, 1, L - lag)
-            grad_z[..., : length - lag].addcmul_(g, z[..., lag:])
-            grad_z[..., lag:].addcmul_(g, z[..., : length - lag])
-        return grad_z, None
+    length = z.shape[-1]
+    # zero columns past the end: the diagonal of lag d reads zeros where t + d >= L
+    gram = F.pad(z.transpose(1, 2) @ z, (0, width))  # (B, L, L + width)
+    t = torch.arange(length, device=z.device)
+    index = (t * (length + width + 1))[None, :] + torch.arange(width, device=z.device)[:, None]  # (width, L)
+    return gram.flatten(1)[:, index]
 
 
-def sliding_window_gram(z: Tensor, width: int) -> tuple[Tensor, Tensor]:
+def gram_index(width: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Index tensors of :func:`sliding_window_gram` for rows of ``width``: the (lag, first row) of every
+    upper-triangle entry of a width × width matrix, lag-major, each ``(width (width + 1) / 2,)``, and for each
+    (i, j) of the matrix its position in that list, ``(width²,)``. Built once by the layer that owns them."""
+    pairs = [(lag, a) for lag in range(width) for a in range(width - lag)]
+    lag, first = torch.tensor(pairs, dtype=torch.long).T
+    offsets = [0]
+    for d in range(width):
+        offsets.append(offsets[-1] + width - d)
+    i, j = torch.meshgrid(torch.arange(width), torch.arange(width), indexing="ij")
+    symmetric = (torch.tensor(offsets[:-1])[(j - i).abs()] + torch.minimum(i, j)).reshape(-1)
+    return lag.contiguous(), first.contiguous(), symmetric
+
+
+def sliding_window_gram(
+    z: Tensor, width: int, index: tuple[Tensor, Tensor, Tensor] | None = None
+) -> tuple[Tensor, Tensor]:
     """Gram matrix and mean of all sliding rows of a sequence batch, without materialising the rows.
 
     The rows are ``z[b, e, s : s + width]`` for every channel ``e`` and shift ``s = 0 .. L - width``. Their Gram
@@ -93,46 +93,25 @@ def sliding_window_gram(z: Tensor, width: int) -> tuple[Tensor, Tensor]:
     Args:
         z: ``(B, E, L)``.
         width: row length, ``1 .. L``.
+        index: :func:`gram_index` of ``width`` on ``z``'s device (built here when not given; a layer keeps its
+            own as buffers, so its forward pass makes no tensor from Python data).
 
     Returns:
         ``gram`` ``(B, width, width)`` and ``mean`` ``(B, width)`` (the mean row).
     """
     b, e, length = z.shape
     shifts = length - width + 1
-    cumulative = F.pad(_LagProducts.apply(z, width).cumsum(-1), (1, 0))  # (B, width, L + 1), c[d, j] = Σ_{t<j}
-    lag, first = _upper_triangle(width, z.device)  # entry (first, first + lag) of the Gram matrix
+    lag, first, symmetric = gram_index(width) if index is None else index
+    lag, first, symmetric = lag.to(z.device), first.to(z.device), symmetric.to(z.device)
+    products = lag_products(z, width)
+    cumulative = F.pad(products.cumsum(-1), (1, 0))  # (B, width, L + 1), c[d, j] = Σ_{t<j}
     flat = cumulative[:, lag, first + shifts] - cumulative[:, lag, first]  # (B, width (width + 1) / 2)
-    gram = flat[:, _symmetric_index(width, z.device)].reshape(b, width, width)
-    starts = torch.arange(width, device=z.device)
+    gram = flat[:, symmetric].reshape(b, width, width)
     totals = F.pad(z.sum(1).cumsum(-1), (1, 0))  # (B, L + 1)
+    # the rows' starts 0 .. width - 1 are the lag-0 entries' first rows
+    starts = first[:width]
     mean = (totals[:, starts + shifts] - totals[:, starts]) / (e * shifts)  # (B, width)
     return gram, mean
-
-
-@functools.lru_cache(maxsize=32)
-def _upper_triangle(width: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """(lag, first row) of every upper-triangle entry of a width × width matrix, lag-major.
-
-    Cached, so made outside inference mode whatever the caller's: a first call from ``predict`` must not hand
-    a later training step inference tensors (autograd refuses to save them).
-    """
-    with torch.inference_mode(False):
-        pairs = [(lag, a) for lag in range(width) for a in range(width - lag)]
-        lag, first = torch.tensor(pairs).T
-        return lag.to(device), first.to(device)
-
-
-@functools.lru_cache(maxsize=32)
-def _symmetric_index(width: int, device: torch.device) -> Tensor:
-    """For each (i, j) of a width × width matrix, its position in the lag-major list of upper-triangle entries
-    (cached, made outside inference mode: see :func:`_upper_triangle`)."""
-    with torch.inference_mode(False):
-        offsets = [0]
-        for lag in range(width):
-            offsets.append(offsets[-1] + width - lag)
-        i, j = torch.meshgrid(torch.arange(width), torch.arange(width), indexing="ij")
-        lag, first = (j - i).abs(), torch.minimum(i, j)
-        return (torch.tensor(offsets[:-1])[lag] + first).reshape(-1).to(device)
 
 
 class RidgePostdiction(nn.Module):
@@ -187,7 +166,14 @@ class RidgePostdiction(nn.Module):
         if pool not in ("sample", "batch"):
             raise ValueError(f"pool must be 'sample' or 'batch', got {pool!r}")
         self.pool = pool
-        self.ridge = RidgeRegression(init_lam=init_lam, fit_intercept=fit_intercept)
+        # the model's λ is positive by construction and a non-finite loss stops training: its solves skip the
+        # input checks, which read back to the host (a sync per solve, and a break in a compiled graph)
+        self.ridge = RidgeRegression(init_lam=init_lam, fit_intercept=fit_intercept, check=False)
+        # the Gram's index tensors, made once (not per forward pass) and moved with the layer; not persistent,
+        # so checkpoints hold the same weights as before them
+        names = ("gram_lag", "gram_first", "gram_symmetric")
+        for name, index in zip(names, gram_index(self.lookback + horizon), strict=True):
+            self.register_buffer(name, index, persistent=False)
 
     def forward(self, z: Tensor) -> Tensor:
         """Encoded base ``(B, E, L)`` → encoded forecast ``(B, E, H)``."""
@@ -199,7 +185,8 @@ class RidgePostdiction(nn.Module):
             rows = z.unfold(-1, k + h, 1).reshape(1, b * e * self.shifts, k + h)  # (1, n, k + H)
             return self.ridge.fit_predict_rows(rows, k, x_query.reshape(1, b * e, k)).reshape(b, e, h)
         # rows: every shift of every channel, k features then H targets; only their Gram matrix is needed
-        gram, mean = sliding_window_gram(z, k + h)  # (B, k + H, k + H), (B, k + H)
+        index = (self.gram_lag, self.gram_first, self.gram_symmetric)
+        gram, mean = sliding_window_gram(z, k + h, index)  # (B, k + H, k + H), (B, k + H)
         if self.ridge.fit_intercept:
             gram = gram - (e * self.shifts) * mean[:, :, None] * mean[:, None, :]
             return self.ridge.fit_predict_gram(gram, k, x_query, mean)

@@ -12,8 +12,8 @@ from torch import Tensor, nn
 from forecast.checkpoint import INIT_FROM_KEY, TRAINING_KEY
 from forecast.data.normalise import denormalise
 from forecast.data.windows import Batch
-from forecast.errors import TrainingDivergedError, option
 from forecast.model.blocks import postdiction_network
+from forecast.model.divergence import DivergenceWatch
 from forecast.model.losses import LOSSES, forecast_loss
 from forecast.model.metrics import ForecastMetrics, naive_quantile_forecast
 from forecast.model.optim import optimizer_and_schedule
@@ -59,6 +59,9 @@ class Forecaster(L.LightningModule):
         members: an ensemble of this many independently initialised networks, trained side by side (grouped
             convolutions, one regression per member and window, a shared λ), each on its own loss; the
             forecast is their mean. Costs far less than training them one after another.
+        compile: run the network through ``torch.compile`` (one graph, ``fullgraph=True``). How this run executes,
+            not what the weights mean: not in the checkpoint, whose weight names are the same either way. Off by
+            default: on a CPU it saves less than its first compile costs (docs/results.md).
         lam_lr: learning rate of λ's own parameter group (default: the optimizer's); never weight-decayed.
         optimizer: optimizer factory (default ``AdamW(lr=1e-3, weight_decay=1e-2)``).
         lr_scheduler: LR scheduler factory (default ``ExponentialLR(gamma=0.9)``, stepped each epoch).
@@ -86,12 +89,13 @@ class Forecaster(L.LightningModule):
         quantiles: list[float] | None = None,
         lam_lr: float | None = None,
         members: int = 1,
+        compile: bool = False,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
         # optimizer factories are code, not hyperparameters: a checkpoint must load with weights_only=True
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "compile"])
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
         if not 0 <= target_channel < in_channels:
@@ -100,6 +104,8 @@ class Forecaster(L.LightningModule):
             raise ValueError(f"members must be 1, or more with pool='sample'; got members={members}, pool={pool!r}")
         self.levels = check_levels(quantiles) if quantiles is not None else [0.5]
         self.median_index = self.levels.index(0.5)
+        # the levels as a tensor that moves with the model (not persistent: checkpoints keep their keys)
+        self.register_buffer("level_values", torch.tensor(self.levels), persistent=False)
         if quantiles is not None and loss != "mae":
             raise ValueError(f"quantiles need loss mae (the pinball loss is its quantile form), got loss {loss!r}")
 
@@ -116,9 +122,11 @@ class Forecaster(L.LightningModule):
         # the other quantile levels come from a second network of the same shape, trained on their losses alone
         self.interval_net = network(len(self.levels) - 1) if len(self.levels) > 1 else None
         self.optimizer_factory = optimizer
+        self.divergence = DivergenceWatch()
+        self.compile = compile
+        self._compiled: Any = None  # made at the first call; not a module, so no weight names of its own
         self.scheduler_factory = lr_scheduler
-        # what the command line trained with ({"optimizer": {"class_path", "init_args"}, "lr_scheduler": ...}) and the
-        # checkpoint a warm start began from: kept in every checkpoint (forecast.checkpoint reads them back)
+        # the command line's optimizer and schedule, and a warm start's checkpoint: kept in every checkpoint
         self.training_settings: dict[str, Any] | None = None
         self.init_from: str | None = None
         self.val_metrics = ForecastMetrics(horizon)
@@ -127,8 +135,7 @@ class Forecaster(L.LightningModule):
         self.test_intervals = IntervalMetrics(self.levels, horizon) if quantiles is not None else None
         # the naive-quantile baseline's price ratios (Q, H), from the training split (see setup)
         self.naive_ratios: Tensor | None = None
-        # the last test run's metrics, {forecaster: {metric: value}} (read by the test report), and the interval
-        # metrics of a quantile model
+        # the last test run's metrics {forecaster: {metric: value}} (the test report's), and a quantile model's
         self.test_results: dict[str, dict[str, Tensor]] | None = None
         self.test_interval_results: dict[str, Tensor] | None = None
 
@@ -146,14 +153,20 @@ class Forecaster(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------------- model
     def forward(self, x: Tensor) -> Tensor:
-        """Normalised base ``(B, C, L)`` → normalised forecast ``(B, Q, H)``, the members' mean (Q = 1 for a point
-        model; a mean of non-crossing quantiles does not cross)."""
+        """Normalised base ``(B, C, L)`` → normalised forecast ``(B, Q, H)`` (Q = 1: point), the members' mean."""
         return self.member_forecasts(x).mean(dim=1)
 
     def member_forecasts(self, x: Tensor) -> Tensor:
         """Normalised base ``(B, C, L)`` → each member's normalised forecast ``(B, K, Q, H)``, K = ``members``."""
+        if self.compile and self._compiled is None:
+            # dynamic: the last batch of an epoch is smaller; one graph for every batch size, not one per size
+            self._compiled = torch.compile(self._member_forecasts, fullgraph=True, dynamic=True)
+        return self._compiled(x) if self.compile else self._member_forecasts(x)
+
+    def _member_forecasts(self, x: Tensor) -> Tensor:
         k = self.hparams.members
-        out = self._run_network(x, self.encoder, self.predictor, self.decoder).reshape(len(x), k, 1, -1)  # (B, K, 1, H)
+        out = self._run_network(x, self.encoder, self.predictor, self.decoder)
+        out = out.reshape(x.shape[0], k, 1, -1)  # (B, K, 1, H); x.shape[0], not len(x): a symbolic size for export
         if self.hparams.skip:
             c = self.hparams.target_channel
             out = out + x[:, None, c : c + 1, -1:]  # correction to the last base value
@@ -161,7 +174,7 @@ class Forecaster(L.LightningModule):
             # the steps from the median to the other levels: their own network, so point accuracy never pays
             net = self.interval_net
             raw = self._run_network(x, net["encoder"], net["predictor"], net["decoder"])  # (B, K·(Q − 1), H)
-            out = interval_quantiles(out, raw.reshape(len(x), k, len(self.levels) - 1, -1), self.median_index)
+            out = interval_quantiles(out, raw.reshape(x.shape[0], k, len(self.levels) - 1, -1), self.median_index)
         return out
 
     def _run_network(self, x: Tensor, encoder: nn.Module, predictor: nn.Module, decoder: nn.Module) -> Tensor:
@@ -194,7 +207,7 @@ class Forecaster(L.LightningModule):
     def loss_fn(self, prediction: Tensor, batch: Batch) -> Tensor:
         """Loss of normalised forecasts ``(B, K, Q, H)`` (K forecasts of each window, K >= 1) against the batch's
         targets: the mean over the K of each one's loss (a scalar); :func:`forecast.model.losses.forecast_loss`."""
-        levels = self.levels if self.quantile_levels is not None else None
+        levels = self.level_values if self.quantile_levels is not None else None
         return forecast_loss(prediction, batch, self.hparams.loss, levels, self.hparams.huber_delta)
 
     # ------------------------------------------------------------------------------------------- loop steps
@@ -205,14 +218,10 @@ class Forecaster(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self.training_loss(batch)
-        # fail at the step that diverged, not epochs later in a factorisation of NaN statistics; this reads one
-        # value back to the host each step (the ridge layer's input check already reads one, earlier in it)
-        if not bool(torch.isfinite(loss)):
-            raise TrainingDivergedError(
-                f"the training loss became {loss.detach().item()} at epoch {self.current_epoch}, "
-                f"step {self.global_step}; try a lower learning rate ({option('model.optimizer.lr', 'lr')}), gradient "
-                f"clipping ({option('trainer.gradient_clip_val')} 1.0) or a larger {option('model.init_lam')}"
-            )
+        # a non-finite loss stops training at the step it first appeared, read back every log_every_n_steps steps
+        # (and before any checkpoint) rather than every step: a read per step is a host sync per step
+        check = (batch_idx + 1) % max(1, self.trainer.log_every_n_steps) == 0
+        self.divergence.update(loss, self.global_step, self.current_epoch, check)
         batch_size = batch["x"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("lambda", self.lam.detach(), batch_size=batch_size)
@@ -220,15 +229,13 @@ class Forecaster(L.LightningModule):
 
     def _evaluate(self, batch: Batch, metrics: ForecastMetrics, intervals: IntervalMetrics | None, prefix: str) -> None:
         prediction = self(batch["x"])  # (B, Q, H)
-        self.log(
-            f"{prefix}/loss", self.loss_fn(prediction[:, None], batch), batch_size=prediction.shape[0], sync_dist=True
-        )
+        loss = self.loss_fn(prediction[:, None], batch)
+        self.log(f"{prefix}/loss", loss, batch_size=prediction.shape[0], sync_dist=True)
         dollars = self.to_dollars(prediction, batch)
         metrics.update(dollars[:, self.median_index], batch["base_close"], batch["target"])
         if intervals is not None:
-            naive = None
-            if self.naive_ratios is not None:
-                naive = naive_quantile_forecast(batch["base_close"], self.naive_ratios)
+            ratios = self.naive_ratios
+            naive = None if ratios is None else naive_quantile_forecast(batch["base_close"], ratios)
             intervals.update(dollars, batch["target"], naive)
 
     def _log_intervals(self, intervals: IntervalMetrics, prefix: str) -> dict[str, Tensor]:
@@ -275,7 +282,14 @@ class Forecaster(L.LightningModule):
         return out
 
     # ------------------------------------------------------------------------------------------- optimizer
+    def on_train_start(self) -> None:
+        self.divergence.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self.divergence.check()
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.divergence.check()  # never save the weights of a diverged training
         if self.training_settings is not None:
             checkpoint[TRAINING_KEY] = self.training_settings
         if self.init_from is not None:
@@ -283,8 +297,3 @@ class Forecaster(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         return optimizer_and_schedule(self, self.optimizer_factory, self.scheduler_factory, self.hparams.lam_lr)
-
-
-def count_parameters(module: nn.Module) -> int:
-    """The number of parameters of ``module`` (trainable or not)."""
-    return sum(p.numel() for p in module.parameters())

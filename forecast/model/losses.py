@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -15,16 +14,18 @@ LOSSES = ("mse", "mae", "huber", "rel_mae")
 
 
 def forecast_loss(
-    prediction: Tensor, batch: dict[str, Any], loss: str, levels: list[float] | None, huber_delta: float = 1.0
+    prediction: Tensor, batch: dict[str, Any], loss: str, levels: Tensor | None, huber_delta: float = 1.0
 ) -> Tensor:
     """Loss of normalised forecasts ``prediction (B, K, Q, H)`` (K forecasts of each window) against the batch's
     targets ``y (B, 1, H)``: the mean over the K of each one's loss, a scalar.
 
-    With quantile ``levels``: twice the pinball loss averaged over levels (for 0.5 alone exactly the MAE).
+    With quantile ``levels`` ``(Q,)`` (a tensor on the prediction's device: made once by the caller, not per batch
+    from a Python list, which would copy to the device and block every step): twice the pinball loss averaged over
+    levels (for 0.5 alone exactly the MAE).
     ``rel_mae``: the batch's MAE in dollars over that of the naive (last value) forecast, the protocol's own metric.
     """
     if levels is not None:
-        return 2 * pinball(prediction, batch["y"][:, None], torch.tensor(levels, device=prediction.device)).mean()
+        return 2 * pinball(prediction, batch["y"][:, None], levels).mean()
     prediction = prediction[:, :, 0]  # (B, K, H)
     target = batch["y"].expand_as(prediction)
     if loss == "rel_mae":

@@ -70,6 +70,7 @@ class IntervalMetrics(Metric):
     def __init__(self, levels: list[float], horizon: int) -> None:
         super().__init__()
         self.levels = check_levels(levels)
+        self.register_buffer("level_values", torch.tensor(self.levels, dtype=torch.float64), persistent=False)
         self.intervals = central_intervals(self.levels)
         q, i = len(self.levels), len(self.intervals)
         for name, shape in (
@@ -84,7 +85,7 @@ class IntervalMetrics(Metric):
 
     def update(self, quantiles: Tensor, target: Tensor, naive: Tensor | None = None) -> None:
         quantiles, target = quantiles.double(), target.double()[:, None, :]
-        levels = torch.tensor(self.levels, dtype=torch.float64, device=quantiles.device)
+        levels = self.level_values
         self.pinball_sum += pinball(quantiles, target, levels).mean(dim=-1).sum(dim=0)
         self.windows += quantiles.shape[0]
         if naive is not None:

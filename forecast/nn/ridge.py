@@ -14,11 +14,14 @@ features (576 sliding rows of 3 features in ``configs/djia.yaml``), so only ``p 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 from torch.nn import functional as F
+
+Factorisation = Literal["lapack", "unrolled"]
 
 
 def _factorise(gram: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
@@ -63,24 +66,31 @@ def _check_values(name: str, named: tuple[tuple[str, Tensor], ...], lam: Tensor,
 # 1e-10 against lstsq.
 
 
+def _solve(gram: Tensor, cross: Tensor, lam: Tensor, lam_is_scalar: bool, check: bool) -> tuple[Tensor, Tensor]:
+    """``(inverse, w)`` of ``(S + lam I) w = cross`` with ``S = (gram + gramᵀ)/2``: the forward pass, with or
+    without autograd."""
+    lam_b = lam.expand(gram.shape[0]) if lam_is_scalar else lam
+    # solve with the symmetric part, (A + Aᵀ)/2: a function of the whole matrix, not of one triangle
+    factor, info = _factorise((gram + gram.mT) * 0.5, lam_b)  # (B, p, p)
+    if check:  # one read back to the host: direct callers' safety net, left out of the model's fast path
+        _check_values("ridge_solve_normal", (("gram", gram), ("cross", cross), ("lam", lam)), lam, info)
+    inverse = torch.cholesky_inverse(factor)  # (B, p, p)
+    return inverse, torch.bmm(inverse, cross)  # (B, p, h)
+
+
 class _RidgeSolveNormal(torch.autograd.Function):
     """Ridge solve from sufficient statistics: (gram + lam I) w = cross, implicit gradients."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, gram: Tensor, cross: Tensor, lam: Tensor, lam_is_scalar: bool) -> Tensor:
-        lam_b = lam.expand(gram.shape[0]) if lam_is_scalar else lam
-        # solve with the symmetric part, (A + Aᵀ)/2: a function of the whole matrix, not of one triangle
-        factor, info = _factorise((gram + gram.mT) * 0.5, lam_b)  # (B, p, p)
-        _check_values("ridge_solve_normal", (("gram", gram), ("cross", cross), ("lam", lam)), lam, info)
-        inverse = torch.cholesky_inverse(factor)  # (B, p, p)
-        w = torch.bmm(inverse, cross)  # (B, p, h)
+    def forward(ctx: FunctionCtx, gram: Tensor, cross: Tensor, lam: Tensor, lam_is_scalar: bool, check: bool) -> Tensor:
+        inverse, w = _solve(gram, cross, lam, lam_is_scalar, check)
         ctx.save_for_backward(inverse, w)
         ctx.lam_is_scalar = lam_is_scalar
         return w
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad_w: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
+    def backward(ctx: FunctionCtx, grad_w: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None]:
         # (S + lam I) w = b with S = (A + Aᵀ)/2  ⇒  with v = (S + lam I)^{-1} grad_w:
         #   dL/db = v,  dL/dA = -(v wᵀ + w vᵀ)/2,  dL/dlam = -<v, w>
         inverse, w = ctx.saved_tensors
@@ -90,10 +100,12 @@ class _RidgeSolveNormal(torch.autograd.Function):
         grad_lam = -(v * w).sum(dim=(-2, -1))
         if ctx.lam_is_scalar:
             grad_lam = grad_lam.sum()
-        return grad_gram, v, grad_lam, None
+        return grad_gram, v, grad_lam, None, None
 
 
-def ridge_solve_normal(gram: Tensor, cross: Tensor, lam: Tensor | float) -> Tensor:
+def ridge_solve_normal(
+    gram: Tensor, cross: Tensor, lam: Tensor | float, check: bool = True, factorisation: Factorisation = "lapack"
+) -> Tensor:
     """Ridge solve from the normal equations' statistics, with implicit gradients.
 
     Solves ``(gram + lam I) w = cross`` for a batch, where ``gram = xᵀx`` ``(B, p, p)`` (symmetric positive
@@ -106,6 +118,12 @@ def ridge_solve_normal(gram: Tensor, cross: Tensor, lam: Tensor | float) -> Tens
         gram: ``(B, p, p)``.
         cross: ``(B, p, h)``.
         lam: positive, shape ``()`` or ``(B,)``.
+        check: raise ``ValueError`` for non-finite inputs, a non-positive λ or a failed factorisation (one read back
+            to the host per call). The model calls it without (its λ is positive by construction and a non-finite
+            loss stops training), so that its forward pass runs without a host sync and compiles to one graph.
+        factorisation: ``lapack`` (``torch.linalg``; gradients by implicit differentiation) or ``unrolled``
+            (:func:`solve_spd_unrolled`: elementwise arithmetic over the static size p, for programs such as ONNX
+            that have no Cholesky operator; no input checks; autograd through its operations).
 
     Returns:
         w ``(B, p, h)``.
@@ -117,7 +135,42 @@ def ridge_solve_normal(gram: Tensor, cross: Tensor, lam: Tensor | float) -> Tens
             f"{tuple(cross.shape)}"
         )
     _check_lam_and_dtype("ridge_solve_normal", gram, cross, lam_t, ("gram", "cross"))
-    return _RidgeSolveNormal.apply(gram, cross, lam_t, lam_t.ndim == 0)
+    if factorisation == "unrolled":
+        p = gram.shape[-1]
+        eye = torch.eye(p, dtype=gram.dtype, device=gram.device)
+        system = (gram + gram.mT) * 0.5 + lam_t.reshape(-1, 1, 1) * eye  # (B, p, p)
+        return solve_spd_unrolled(system, cross)
+    if torch.is_grad_enabled() and (gram.requires_grad or cross.requires_grad or lam_t.requires_grad):
+        return _RidgeSolveNormal.apply(gram, cross, lam_t, lam_t.ndim == 0, check)
+    # nothing to differentiate (predict, an exported program): the same arithmetic without an autograd.Function
+    return _solve(gram, cross, lam_t, lam_t.ndim == 0, check)[1]
+
+
+def solve_spd_unrolled(system: Tensor, rhs: Tensor) -> Tensor:
+    """Solve ``system w = rhs`` for symmetric positive definite ``system`` ``(B, p, p)`` and ``rhs`` ``(B, p, h)``
+    by a Cholesky factorisation and two triangular solves written out over the static size p.
+
+    Every step is a slice, a product, a sum, a square root or a division of ``(B, ·)`` tensors (about 10 p of
+    them): a program format without linear-algebra operators (ONNX has no Cholesky) runs it as it is. Column j
+    of the factor L is ``c / sqrt(c_j)`` with ``c = A[j:, j] − L[j:, :j] L[j, :j]ᵀ``; then ``L y = rhs`` forwards
+    and ``Lᵀ w = y`` backwards. As accurate as LAPACK's unblocked algorithm, which computes the same sums.
+    """
+    p = system.shape[1]
+    factor = system[:, :, :1] / system[:, :1, :1].sqrt()  # column 0, (B, p, 1)
+    for j in range(1, p):
+        rest = system[:, j:, j] - (factor[:, j:, :] @ factor[:, j, :, None])[..., 0]  # (B, p - j)
+        column = rest / rest[:, :1].sqrt()
+        factor = torch.cat([factor, F.pad(column, (j, 0))[..., None]], dim=-1)  # (B, p, j + 1)
+    diagonal = factor.diagonal(dim1=-2, dim2=-1)[..., None]  # (B, p, 1)
+    y = rhs[:, :1] / diagonal[:, :1]  # rows of L y = rhs, top down: (B, i, h)
+    for i in range(1, p):
+        row = (rhs[:, i : i + 1] - factor[:, i : i + 1, :i] @ y) / diagonal[:, i : i + 1]
+        y = torch.cat([y, row], dim=1)
+    w = y[:, p - 1 :] / diagonal[:, p - 1 :]  # rows of Lᵀ w = y, bottom up: (B, p - i, h)
+    for i in range(p - 2, -1, -1):
+        row = (y[:, i : i + 1] - factor[:, i + 1 :, i : i + 1].mT @ w) / diagonal[:, i : i + 1]
+        w = torch.cat([row, w], dim=1)
+    return w
 
 
 def _check_lam_and_dtype(name: str, a: Tensor, b: Tensor, lam: Tensor, labels: tuple[str, str]) -> None:
@@ -155,10 +208,18 @@ class RidgeRegression(nn.Module):
         init_lam: initial value of λ (> ``min_lam``).
         min_lam: floor on λ that keeps the factorisation well conditioned.
         fit_intercept: fit an unregularised intercept by centring rows on their mean before the solve.
+        check: check each solve's inputs (:func:`ridge_solve_normal`'s ``check``).
+
+    ``factorisation`` (an attribute, ``lapack`` by default) is :func:`ridge_solve_normal`'s: an exporter sets it
+    to ``unrolled`` on its copy of a model for a program format without a Cholesky operator.
     """
 
-    def __init__(self, init_lam: float = 1.0, min_lam: float = 1e-4, fit_intercept: bool = False) -> None:
+    def __init__(
+        self, init_lam: float = 1.0, min_lam: float = 1e-4, fit_intercept: bool = False, check: bool = True
+    ) -> None:
         super().__init__()
+        self.check = check
+        self.factorisation: Factorisation = "lapack"
         if init_lam <= min_lam:
             raise ValueError(f"RidgeRegression: init_lam must exceed min_lam={min_lam}, got {init_lam}")
         self.min_lam = min_lam
@@ -208,10 +269,9 @@ class RidgeRegression(nn.Module):
         p = features
         feature_gram = gram[:, :p, :p]
         lam = self.absolute_lam(feature_gram.diagonal(dim1=-2, dim2=-1).mean(-1))  # (B,)
-        w = ridge_solve_normal(feature_gram, gram[:, :p, p:], lam)  # (B, p, h)
+        w = ridge_solve_normal(feature_gram, gram[:, :p, p:], lam, self.check, self.factorisation)  # (B, p, h)
         if self.fit_intercept:
-            if mean is None:
-                raise ValueError("RidgeRegression(fit_intercept=True) needs the row mean")
+            assert mean is not None, "RidgeRegression(fit_intercept=True) needs the row mean"
             return (x_query - mean[:, None, :p]) @ w + mean[:, None, p:]
         return x_query @ w
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from forecast.backtest.cli import CommandParser, add_executor_options
+from forecast.backtest.cli import add_executor_options
+from forecast.parsers import CommandParser
 from forecast.tune.search import run
 from forecast.tune.study import HEARTBEAT_SECONDS, TuneError
 

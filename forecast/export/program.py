@@ -1,0 +1,93 @@
+"""The exported program: prices in dollars in, forecasts in dollars out — the per-window normalisation of
+:mod:`forecast.data.normalise`, the network, and the inverse map, as one module with nothing but tensor arithmetic
+(no host sync, no Python data), so that ``torch.export`` and ONNX capture all of it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from forecast.data.normalise import denormalise, normalise, window_stats
+from forecast.errors import UserError
+from forecast.model import Forecaster
+from forecast.nn import RidgeRegression
+
+
+class NotExportableError(UserError):
+    """A model whose forecasts cannot be one program of its own window's prices."""
+
+
+class PriceForecaster(nn.Module):
+    """Raw prices of each window's base → its forecasts in dollars.
+
+    Input: ``closes`` ``(B, base_len)`` float32 dollars, oldest first, for a model of ``[Close]`` alone; else
+    ``prices`` ``(B, C, base_len)``, the channels in the checkpoint's order, each in its file's units (``Volume`` as
+    shares: the program takes its ``log1p`` as the reader does; ``Market`` as :func:`forecast.data.panel.market_level`).
+    Output: ``(B, horizon)`` float32 dollars for a point model; ``(B, horizon, Q)`` (the quantile levels, ascending)
+    for a quantile model. Statistics and the inverse map run in float64, as the DataModule's do.
+    """
+
+    def __init__(self, model: Forecaster, channels: list[str], normalisation: str, unrolled: bool = False) -> None:
+        super().__init__()
+        if model.hparams.pool != "sample":
+            raise NotExportableError(
+                f"a model trained with pool: {model.hparams.pool} cannot be exported: its regression pools the windows "
+                "of a batch, so a window's forecast depends on its batch mates; train with pool: sample"
+            )
+        self.network = copy.deepcopy(model).eval()
+        self.network.compile = False  # the exporter traces the eager network
+        if unrolled:  # ONNX has no Cholesky operator: the factorisation written out over the system's static size
+            for module in self.network.modules():
+                if isinstance(module, RidgeRegression):
+                    module.factorisation = "unrolled"
+        self.single = channels == ["Close"]
+        self.close = channels.index("Close")
+        self.volume = channels.index("Volume") if "Volume" in channels else -1
+        self.normalisation = normalisation
+        self.point = model.quantile_levels is None
+        self.eval()
+
+    def forward(self, prices: Tensor) -> Tensor:
+        base = prices.double()[:, None, :] if self.single else prices.double()  # (B, C, L)
+        if self.volume >= 0:
+            base = torch.cat([base[:, : self.volume], base[:, self.volume : self.volume + 1].log1p(),
+                              base[:, self.volume + 1 :]], dim=1)  # fmt: skip
+        loc, scale = window_stats(base, self.normalisation)  # (B, C, 1) each
+        x = normalise(base, loc, scale, self.normalisation).float()
+        c = self.close
+        dollars = denormalise(self.network(x).double(), loc[:, c : c + 1], scale[:, c : c + 1], self.normalisation)
+        return dollars[:, 0].float() if self.point else dollars.transpose(1, 2).float()  # (B, H) or (B, H, Q)
+
+
+def input_spec(model: Forecaster, data: dict[str, Any]) -> dict[str, Any]:
+    """What the exported program takes and gives, written into the file's metadata."""
+    channels, length, horizon = list(data["channels"]), int(data["base_len"]), int(data["horizon"])
+    levels = model.quantile_levels
+    single = channels == ["Close"]
+    return {
+        "format": "forecast-export/1",
+        "input": {
+            "name": "closes" if single else "prices",
+            "shape": ["batch", length] if single else ["batch", len(channels), length],
+            "dtype": "float32",
+            "channels": channels,
+            "order": "oldest first: one window's last base_len trading days a row",
+            "units": {c: "shares (raw; log1p inside)" if c == "Volume" else "dollars" for c in channels},
+        },
+        "output": {
+            "name": "forecasts",
+            "shape": ["batch", horizon] if levels is None else ["batch", horizon, len(levels)],
+            "dtype": "float32",
+            "units": "dollars",
+            "steps": "the next horizon trading days after the base's last day",
+            "quantile_levels": levels,
+        },
+        "base_len": length,
+        "horizon": horizon,
+        "normalisation": data["normalisation"],
+        "calendar": data.get("calendar"),
+        "torch": torch.__version__,
+    }

@@ -1,0 +1,142 @@
+"""``forecast serve``: a real server, started as a user starts it and asked over HTTP — its forecasts are
+``predict``'s, concurrent requests are answered each with its own tickers, a malformed request is a 4xx with one
+message, and SIGTERM ends it with 143 and no process left behind."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from helpers import require, run_dir, run_main
+
+import forecast
+
+BRIEF = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2",
+         "--trainer.enable_progress_bar", "false", "--test_after_fit", "false", "--data.base_len", "20",
+         "--data.horizon", "5", "--model.lookback", "4", "--model.encoder_channels", "[3, 6]",
+         "--model.quantiles", "[0.1, 0.5, 0.9]"]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, small_panel):
+    require("litserve", "serve")
+    root = tmp_path_factory.mktemp("serve")
+    small_panel.to_csv(root / "prices.csv", index=False)
+    result = run_main(["fit", "--data.source", "csv", "--data.path", "prices.csv", *BRIEF], root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    port = _free_port()
+    command = [sys.executable, "-m", "forecast", "serve", "--ckpt_path", "best", "--port", str(port), "--host",
+               "127.0.0.1"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as health:
+                if health.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail(f"the server did not start: {process.communicate()[1][-3000:]}")
+    yield {"url": f"http://127.0.0.1:{port}/predict", "process": process, "root": root}
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _request(panel, names, base_len, last_date=None) -> dict:
+    closes = {n: panel[panel["Name"] == n].sort_values("Date")["Close"].tail(base_len).tolist() for n in names}
+    body = {"prices": closes}
+    return body | ({"last_date": last_date} if last_date else {})
+
+
+def test_served_forecasts_are_predicts(server, small_panel):
+    model = forecast.load(run_dir(server["root"]) / "checkpoints" / "last.ckpt")
+    expected = model.predict(small_panel, at="latest")
+    names = sorted(small_panel["Name"].unique())
+    last = str(small_panel["Date"].max())[:10]
+    status, answer = _post(server["url"], json.dumps(_request(small_panel, names, 20, last)).encode())
+    assert status == 200, answer
+    assert sorted(answer["forecasts"]) == names
+    for name in names:
+        rows = expected[expected["Name"] == name].sort_values("step")
+        np.testing.assert_allclose(answer["forecasts"][name], rows["forecast"], rtol=1e-5)
+        for level in ("0.1", "0.5", "0.9"):
+            np.testing.assert_allclose(answer["quantiles"][name][level], rows[f"q{level}"], rtol=1e-5)
+    assert answer["target_dates"] == [str(d)[:10] for d in rows["target_date"]]
+
+
+def test_concurrent_requests_each_get_their_own_tickers(server, small_panel):
+    names = sorted(small_panel["Name"].unique())
+    bodies = [_request(small_panel, names[k % len(names) :][:1], 20) for k in range(24)]
+    alone = [_post(server["url"], json.dumps(body).encode())[1] for body in bodies[: len(names)]]
+    with ThreadPoolExecutor(8) as pool:  # batched by the server: each answer must still be its own request's
+        answers = list(pool.map(lambda body: _post(server["url"], json.dumps(body).encode()), bodies))
+    for k, (status, answer) in enumerate(answers):
+        assert status == 200 and answer["forecasts"] == alone[k % len(names)]["forecasts"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "message"),
+    [
+        (b"{not json", "application/json", 400, "the body must be a JSON object"),
+        (b'{"prices": {}}', "text/plain", 400, "Content-Type: application/json"),
+        (b"[1, 2]", "application/json", 400, "the body must be a JSON object"),
+        (b"{}", "application/json", 422, "no 'prices' in the request"),
+        (b'{"prices": [1, 2]}', "application/json", 422, "'prices' must be an object of tickers to closes"),
+        (b'{"prices": {"A": [1.0, 2.0]}}', "application/json", 422, "prices['A'] has 2 values; the model needs"),
+        (b'{"prices": {"A": "up"}}', "application/json", 422, "prices['A'] must be a list of 20 numbers"),
+        (b'{"prices": {"A": [' + b"1.0, " * 19 + b'"x"]}}', "application/json", 422, "prices['A'][19] is 'x'"),
+        (b'{"prices": {"A": [' + b"1.0, " * 19 + b"NaN]}}", "application/json", 422, "must be finite"),
+        (b'{"prices": {"A": [' + b"1.0, " * 19 + b"-3]}}", "application/json", 422, "Close must be positive"),
+        (b'{"prices": {"A": [' + b"1.0, " * 19 + b'1]}, "at": 1}', "application/json", 422, "unknown field(s) 'at'"),
+        (b'{"prices": {"A": [' + b"1.0, " * 19 + b'1]}, "last_date": "2017-12-30"}', "application/json", 422,
+         "not a trading session of XNYS (a Saturday); the session before it is 2017-12-29"),
+        (b'{"prices": {"A": [' + b"1.0, " * 19 + b'1]}, "last_date": "soon"}', "application/json", 422,
+         "'last_date' must be a date"),
+    ],
+)  # fmt: skip
+def test_a_malformed_request_is_a_4xx_with_one_message(server, body, content_type, status, message):
+    got, answer = _post(server["url"], body, content_type)
+    assert got == status, answer
+    assert list(answer) == ["detail"] and isinstance(answer["detail"], str) and "\n" not in answer["detail"]
+    assert message in answer["detail"], answer["detail"]
+
+
+def test_sigterm_stops_the_server_with_143_and_no_process_left(server):
+    process = server["process"]
+    group = process.pid
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "error: terminated (SIGTERM); the service stopped, its worker processes with it"
+    )
+    assert "Traceback" not in stderr
+    time.sleep(1)
+    alive = subprocess.run(["ps", "-o", "stat=", "-g", str(group)], capture_output=True, text=True).stdout.split()
+    assert all(state.startswith("Z") for state in alive), alive  # zombies are dead, waiting for init to reap them
