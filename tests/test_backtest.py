@@ -298,6 +298,20 @@ def test_seed_ensemble_signal_and_score_only(tmp_path):
     assert {"dm_stat", "dm_p", "dates", "dm_estimator"} <= set(year["model"]["vs_best"])
     signal = year["signal"]["model"]
     assert signal["dates"] > 0 and -1 <= signal["ic_mean"] <= 1 and len(signal["ic_step"]) == 5
+    assert {"annual_return_pct", "volatility_pct", "sharpe", "max_drawdown_pct"} <= set(signal)
+    # where the edge comes from: per ticker the seeds' mean MAE against the best baseline's, the share won
+    tickers = year["model"]["tickers"]
+    assert sorted(t["ticker"] for t in tickers) == sorted(seeds[0]["Name"].unique())
+    assert year["model"]["share_beating_best"] == pytest.approx(np.mean([t["mae"] < t["best_mae"] for t in tickers]))
+    one = tickers[0]["ticker"]
+    per_seed = [f for f in result["folds"] if f["year"] == 2017]
+    assert all(0 <= f["share_beating_best"] <= 1 and f["mase"] > 0 for f in per_seed)
+    windows = sum(np.asarray(p["Name"] == one).sum() for p in seeds[:1]) // 5
+    assert tickers[0]["windows"] == windows
+    assert "## Where the edge comes from" in (out / "backtest.md").read_text()
+    assert result["summary"]["pooled"]["model"]["share_beating_best_mean"] == pytest.approx(
+        np.mean([result["summary"]["years"][y]["model"]["share_beating_best"] for y in ("2016", "2017")])
+    )
     assert signal["net_bps"] == pytest.approx(signal["long_short_bps"] - 5.0 * signal["turnover"])
     assert set(result["summary"]["pooled"]["signal"]) == {"model", "ensemble"}
     report = (out / "backtest.md").read_text()

@@ -21,7 +21,9 @@ def figure(result: dict[str, Any], title: str, long_short: dict[str, dict[int, p
     fig, (ax, cumulative) = plt.subplots(1, 2, figsize=(2.2 * len(labels) + 5, 3.8), width_ratios=[1, 1.3])
     model = [e["model"]["rel_mae_mean"] for e in years.values()] + [pooled["model"]["rel_mae_mean"]]
     spread = [e["model"]["rel_mae_std"] for e in years.values()] + [0.0]
-    ax.errorbar(x, model, yerr=spread, fmt="o", color="tab:red", capsize=4, label="model (mean ± std over seeds)")
+    seeds = max(len(e.get("seeds", [])) for e in years.values())
+    label = "model (mean ± std over seeds)" if seeds > 1 else "model (one seed)"
+    ax.errorbar(x, model, yerr=spread, fmt="o", color="tab:red", capsize=4, label=label)
     baselines = {
         name: [e[name]["rel_mae"] for e in years.values()] + [pooled[name]["rel_mae_mean"]]
         for name in ("drift", "mean_return")
@@ -67,15 +69,19 @@ def figure(result: dict[str, Any], title: str, long_short: dict[str, dict[int, p
     ax.set_title("relMAE per year; DM p against the year's best baseline", fontsize=9)
     fig.suptitle(title, fontsize=10)
     ax.legend(fontsize=7, loc="best")
-    _long_short_panel(cumulative, long_short, horizon)
+    signal = pooled.get("signal") or {}
+    cost = next(iter(signal.values()))["cost_bps"] if signal else 0.0
+    _long_short_panel(cumulative, long_short, horizon, cost, seeds)
     fig.tight_layout()
     return fig
 
 
-def _long_short_panel(ax: Any, long_short: dict[str, dict[int, pd.Series]], horizon: int) -> None:
-    """Cumulative long-short return after costs within each year, in %, for the model (the seeds' mean series,
-    solid) and the ensemble (dashed). Each origin's h-day return is counted as 1/h of it per day: h books
-    overlap, each holding 1/h of the capital."""
+def _long_short_panel(
+    ax: Any, long_short: dict[str, dict[int, pd.Series]], horizon: int, cost_bps: float, seeds: int
+) -> None:
+    """Cumulative long-short return after ``cost_bps`` a side within each year, in %, for the model (the seeds' mean
+    series when there are several, solid) and the ensemble (dashed). Each origin's h-day return is counted as 1/h
+    of it per day: h books overlap, each holding 1/h of the capital."""
     from matplotlib import dates  # pyplot() chose the backend already
 
     colours = {"model": "tab:red", ENSEMBLE: "tab:orange"}
@@ -87,13 +93,15 @@ def _long_short_panel(ax: Any, long_short: dict[str, dict[int, pd.Series]], hori
                 color=colours.get(name, "0.4"),
                 ls="-" if name == "model" else "--",
                 lw=1,
-                label=f"{name} (after costs)" if k == 0 else None,
+                label=(f"{name}{', seeds mean' if name == 'model' and seeds > 1 else ''}" if k == 0 else None),
             )
     ax.axhline(0.0, color="0.6", lw=0.8)
     ax.xaxis.set_major_locator(dates.YearLocator())  # one label a year: the curves restart each year
     ax.xaxis.set_major_formatter(dates.DateFormatter("%Y"))
     ax.set_ylabel("cumulative return, %")
-    ax.set_title("long-short after costs: top minus bottom third by forecast (restarts each year)", fontsize=9)
+    ax.set_title(
+        f"long-short after {cost_bps:g} bp a side: top minus bottom third by forecast (restarts each year)", fontsize=9
+    )
     if long_short:
         ax.legend(fontsize=7, loc="best")
     else:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from forecast.atomic import write_atomic
 from forecast.backtest.figure import figure
+from forecast.backtest.report_edge import book_table, edge_table
 from forecast.backtest.summary import ENSEMBLE
 from forecast.plots import pyplot
 
@@ -198,7 +199,8 @@ def _interval_table(result: dict[str, Any]) -> list[str]:
 
 def markdown(result: dict[str, Any], title: dict[str, str]) -> str:
     """The tables a user reads: against the best baseline first, then against naive, the signal, the intervals."""
-    sections = [_best_table(result), _naive_table(result), _signal_table(result), _interval_table(result)]
+    sections = [_best_table(result), edge_table(result), _naive_table(result), _signal_table(result)]
+    sections += [book_table(result), _interval_table(result)]
     lines = _heading(title)
     for section in sections:
         if section:

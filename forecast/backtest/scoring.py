@@ -19,6 +19,7 @@ from forecast.backtest.dm import DMResult, diebold_mariano, per_date
 from forecast.backtest.folds import BacktestError, FoldDates
 from forecast.backtest.intervals import IntervalScore, score_intervals
 from forecast.backtest.signal import SignalSeries, signal_series
+from forecast.backtest.tickers import mean_mase, naive_scale, ticker_scores
 from forecast.data.baselines import mean_daily_log_return, naive_quantile_ratios
 from forecast.data.panel import Panel
 from forecast.data.windows import date_splits
@@ -52,7 +53,8 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
 @dataclass
 class FoldScore:
     """MAE ($) and relMAE of each forecaster (and in ``metrics`` the protocol's whole table: ``mae``, ``rmse`` in
-    dollars, ``mape``, ``smape`` in %, ``rel_mae``), and per origin date the loss differential against naive.
+    dollars, ``mape``, ``smape`` in %, ``rel_mae``, and the scale-free ``mase``), and per origin date the loss
+    differential against naive.
 
     ``differential[name]``: a Series indexed by origin date (sorted), the mean over tickers and steps of
     ``|e_name| − |e_naive|`` in dollars; its DM test is ``dm[name]``. ``best``: the baseline with the lowest MAE
@@ -69,6 +71,8 @@ class FoldScore:
     signal: SignalSeries | None = None
     intervals: IntervalScore | None = None
     """For a quantile model's file: its scores and those of the interval baselines."""
+    tickers: pd.DataFrame | None = None
+    """Per ticker: windows, in-sample naive scale, each forecaster's MAE and MASE (:mod:`forecast.backtest.tickers`)."""
 
     @property
     def mae(self) -> dict[str, float]:
@@ -197,6 +201,10 @@ def score_fold(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, base_le
         metrics[name] = {k: float(v) for k, v in in_percent(dict(collection.compute())).items()}
     for values in metrics.values():
         values["rel_mae"] = values["mae"] / metrics["naive"]["mae"]
+    scale = naive_scale(panel, fold.train_end)
+    tickers = ticker_scores({n: arrays[n] for n in names}, target, arrays["tickers"], panel.names, scale)
+    for name in names:
+        metrics[name]["mase"] = mean_mase(tickers, name)
     dates = panel.dates[arrays["origin"]]
     naive_loss = (arrays["naive"] - target).abs().mean(dim=1)
     differential = {
@@ -225,4 +233,5 @@ def score_fold(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, base_le
         dm_best=dm_best,
         signal=signal,
         intervals=score_intervals(arrays, dates, fold.year, horizon) if "quantiles" in arrays else None,
+        tickers=tickers,
     )

@@ -17,6 +17,15 @@ one formed h origins earlier (the Jegadeesh–Titman construction). So book t's 
 book t−h to book t; charging only the change from the previous day's book would understate the costs about
 threefold for h = 10 (neighbouring books share most names).
 
+The daily series of the overlapping books, as the cumulative curve counts them: origin t's net h-day return spread
+over its h days, ``daily_t = net_t / h`` (bp of the capital). From it, over a year or pooled::
+
+    annual return = 252 · mean(daily)        volatility = √252 · std(daily)        Sharpe = return / volatility
+    max drawdown  = max_t (max_{u ≤ t} C_u − C_t),  C_t = Σ_{u ≤ t} daily_u   (additive, % of the capital)
+
+(no risk-free rate: the book is dollar-neutral). Consecutive daily values share h − 1 books, so they are smoother
+than a book's own daily returns: read the volatility and Sharpe as those of this series, not as a trading record.
+
 Over a year: mean IC, its standard deviation, ICIR = mean / std, and for the IC, LS and net series the
 significance of their mean by :func:`forecast.backtest.dm.diebold_mariano` (the series overlap as the loss
 differentials do: h-day returns from consecutive origins). Per step s = 1 .. h, the mean IC of step s returns.
@@ -194,10 +203,26 @@ def _test(series: pd.Series, horizon: int) -> tuple[float | None, float | None]:
     return result.stat, result.p
 
 
+def book_stats(net: pd.Series, horizon: int) -> dict[str, float | None]:
+    """``annual_return_pct``, ``volatility_pct``, ``sharpe`` and ``max_drawdown_pct`` of the module's formulas from
+    the net h-day returns per origin (bp); Sharpe None when the series does not vary."""
+    daily = net.to_numpy(dtype=np.float64) / horizon / 100  # % of the capital
+    cumulative = np.cumsum(daily)
+    volatility = float(np.sqrt(252) * daily.std(ddof=1)) if len(daily) > 1 else float("nan")
+    annual = float(252 * daily.mean())
+    return {
+        "annual_return_pct": annual,
+        "volatility_pct": volatility,
+        "sharpe": annual / volatility if volatility > 0 else None,
+        "max_drawdown_pct": float((np.maximum.accumulate(np.maximum(cumulative, 0.0)) - cumulative).max()),
+    }
+
+
 def signal_stats(series: SignalSeries, horizon: int, cost_bps: float) -> dict[str, Any]:
     """The year's (or pooled) numbers of the module's formulas: ``dates``, ``ic_mean``, ``ic_std``, ``icir``,
     ``ic_t``, ``ic_p``, ``hit_rate``, ``long_short_bps``, ``long_short_t``, ``long_short_p``, ``turnover``,
-    ``cost_bps``, ``net_bps``, ``net_t``, ``net_p``, ``ic_step`` (H,), and ``width_ic`` for a quantile model.
+    ``cost_bps``, ``net_bps``, ``net_t``, ``net_p``, ``ic_step`` (H,), :func:`book_stats`' four, and ``width_ic``
+    for a quantile model.
     A t or p is None when there are fewer than ``2 · horizon`` dates."""
     ic_std = float(series.ic.std()) if len(series.ic) > 1 else float("nan")
     net = net_return(series, cost_bps)
@@ -221,6 +246,7 @@ def signal_stats(series: SignalSeries, horizon: int, cost_bps: float) -> dict[st
         "net_t": net_t,
         "net_p": net_p,
         "ic_step": [float(v) for v in series.ic_step.mean(axis=0)],
+        **book_stats(net, horizon),
     }
     if series.width_ic is not None:
         stats["width_ic"] = float(series.width_ic.mean())

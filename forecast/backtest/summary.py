@@ -10,6 +10,7 @@ import pandas as pd
 from forecast.backtest.dm import diebold_mariano
 from forecast.backtest.scoring import BASELINES, FoldScore
 from forecast.backtest.signal import SignalSeries, combine, signal_stats
+from forecast.backtest.tickers import share_beating
 
 ENSEMBLE = "ensemble"
 """The seed-mean forecast of a year, scored as its own forecaster (``predictions/{Y}_ensemble.csv``)."""
@@ -45,6 +46,7 @@ def _fold(score: FoldScore, record: dict[str, Any], horizon: int, cost_bps: floa
         "dm_p": score.dm["model"].p,
         "best_baseline": score.best,
         "rel_mae_vs_best": score.mae["model"] / score.mae[score.best],
+        "share_beating_best": share_beating(score.tickers, "model", score.best) if score.tickers is not None else None,
         "dm_best_stat": score.dm_best.stat,
         "dm_best_p": score.dm_best.p,
         "windows": score.windows,
@@ -73,6 +75,9 @@ def _forecaster(scores: list[FoldScore], horizon: int) -> tuple[dict[str, Any], 
     vs_best = pd.concat([against_best(s) for s in scores], axis=1).mean(axis=1)
     entry |= dm_fields(vs_naive, horizon)
     entry["rel_mae_vs_best"] = statistics.mean(s.mae["model"] / s.mae[s.best] for s in scores)
+    if scores[0].tickers is not None:
+        entry["tickers"] = ticker_table(scores)
+        entry["share_beating_best"] = statistics.mean(row["mae"] < row["best_mae"] for row in entry["tickers"])
     entry["vs_best"] = dm_fields(vs_best, horizon)
     if scores[0].intervals:
         best = scores[0].intervals.best
@@ -81,6 +86,46 @@ def _forecaster(scores: list[FoldScore], horizon: int) -> tuple[dict[str, Any], 
             horizon,
         )
     return entry, vs_naive, vs_best
+
+
+def ticker_table(scores: list[FoldScore]) -> list[dict[str, Any]]:
+    """Per ticker, over the folds (seeds) of one year: the model's MAE and MASE (seed means), the year's best
+    baseline's, and their ratio; one dict a ticker, sorted by ratio (the best first)."""
+    best = scores[0].best
+    first = scores[0].tickers
+    assert first is not None
+    model = (
+        pd.concat([s.tickers[["mae_model", "mase_model"]] for s in scores if s.tickers is not None])
+        .groupby(level=0)
+        .mean()
+    )
+    rows = [
+        {
+            "ticker": str(name),
+            "mae": float(model.at[name, "mae_model"]),
+            "best_mae": float(first.at[name, f"mae_{best}"]),
+            "ratio": float(model.at[name, "mae_model"] / first.at[name, f"mae_{best}"]),
+            "mase": float(model.at[name, "mase_model"]),
+            "best_mase": float(first.at[name, f"mase_{best}"]),
+            "windows": int(first.at[name, "windows"]),
+        }
+        for name in first.index
+    ]
+    return sorted(rows, key=lambda row: row["ratio"])
+
+
+def pooled_tickers(years: list[dict[str, Any]], name: str = "model") -> list[dict[str, Any]]:
+    """Per ticker over the years it has windows in: the mean of its yearly MAE ratio to the year's best baseline,
+    and in how many of those years it was below 1; sorted by mean ratio (the best first)."""
+    ratios: dict[str, list[float]] = {}
+    for entry in years:
+        for row in entry[name].get("tickers", []):
+            ratios.setdefault(row["ticker"], []).append(row["ratio"])
+    rows = [
+        {"ticker": t, "ratio_mean": statistics.mean(r), "years": len(r), "years_below_best": sum(v < 1 for v in r)}
+        for t, r in ratios.items()
+    ]
+    return sorted(rows, key=lambda row: row["ratio_mean"])
 
 
 def summarise(
@@ -161,6 +206,10 @@ def _pooled(
         if f"{name}_vs_best" in series:
             pooled[name]["rel_mae_vs_best_mean"] = statistics.mean(e[name]["rel_mae_vs_best"] for e in years)
             pooled[name]["vs_best"] = dm_fields(pd.concat(series[f"{name}_vs_best"]), horizon)
+            if all("share_beating_best" in e[name] for e in years):
+                pooled[name]["share_beating_best_mean"] = statistics.mean(e[name]["share_beating_best"] for e in years)
+                pooled[name]["mase_mean"] = statistics.mean(e[name]["mase_mean"] for e in years)
+                pooled[name]["tickers"] = pooled_tickers(years, name)
     pooled["best_baseline"] = {
         "rel_mae_mean": statistics.mean(
             1.0 if e["best_baseline"] == "naive" else e[e["best_baseline"]]["rel_mae"] for e in years
