@@ -30,8 +30,8 @@ def edge_table(result: dict[str, Any]) -> list[str]:
         best, model = entry["best_baseline"], entry["model"]
         theirs = entry["naive"] if best == "naive" else entry[best]
         lines.append(
-            f"| {year} | {best} | {model['mase_mean']:.4f} | {theirs['mase']:.4f} | {model['mape_mean']:.4f} | "
-            f"{theirs['mape']:.4f} | {model['share_beating_best']:.0%} |"
+            f"| {year} | {best.replace('_', '-')} | {model['mase_mean']:.4f} | {theirs['mase']:.4f} | "
+            f"{model['mape_mean']:.4f} | {theirs['mape']:.4f} | {model['share_beating_best']:.0%} |"
         )
     model = pooled["model"]
     lines.append(f"| mean | | {model['mase_mean']:.4f} | | | | {model['share_beating_best_mean']:.0%} |")
