@@ -90,6 +90,20 @@ def test_served_forecasts_are_predicts(server, small_panel):
     assert answer["target_dates"] == [str(d)[:10] for d in rows["target_date"]]
 
 
+def test_the_serving_page_client_runs_against_the_server(server):
+    """docs/serving.md's client, as written but for the server's address: its first day and forecasts print."""
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "serving.md"
+    client = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)[1]
+    assert "http://localhost:8000/predict" in client
+    client = client.replace("http://localhost:8000/predict", server["url"])
+    result = subprocess.run([sys.executable, "-c", client], cwd=server["root"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("2018-01-02 {'SYN00': ")
+
+
 def test_concurrent_requests_each_get_their_own_tickers(server, small_panel):
     names = sorted(small_panel["Name"].unique())
     bodies = [_request(small_panel, names[k % len(names) :][:1], 20) for k in range(24)]

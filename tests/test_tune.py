@@ -5,6 +5,7 @@ failing in one line before any training."""
 import json
 import subprocess
 import sys
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -473,3 +474,22 @@ def test_a_base_config_outside_the_space_runs_as_configured_beside_the_study(tmp
         "The base config as configured (run beside the study: outside the space; model.dropout 0)"
         in (tmp_path / "tune" / "tune.md").read_text()
     )
+
+
+def test_asks_on_one_sqlite_file_wait_for_each_other(tmp_path):
+    """SQLite cannot lock the queued trial's row: a second worker's ask waits for the first's (else both could pop
+    the same queued trial and run it twice)."""
+    from forecast.tune.study import open_storage
+    from forecast.tune.trials import ask_lock
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    child = (
+        "from forecast.tune.study import open_storage\nfrom forecast.tune.trials import ask_lock\n"
+        f"with ask_lock(open_storage({url!r})):\n    print('asked', flush=True)\n"
+    )
+    with ask_lock(open_storage(url)):
+        worker = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+        time.sleep(3)
+        assert worker.poll() is None  # waiting for the lock this process holds
+    out, _ = worker.communicate(timeout=120)
+    assert worker.returncode == 0 and out.strip() == "asked"

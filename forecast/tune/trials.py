@@ -14,7 +14,7 @@ import contextlib
 import math
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +49,29 @@ FOLDER_NUMBER = "folder_number"
 
 RESUMES = "resumes"
 """User attribute of a trial that repeats an interrupted or lost one: the number whose folder it continues."""
+
+
+@contextlib.contextmanager
+def ask_lock(storage: Any) -> Iterator[None]:
+    """Held while a worker asks for a trial. SQLite cannot lock a row (no SELECT ... FOR UPDATE), so two workers
+    asking at once can pop the same queued trial and both run it (optuna issues 4002, 4621; seen here as "Trial#0
+    has already finished" under load): on SQLite the asks are serialised by a lock file beside the database. Other
+    databases lock the row themselves; where ``fcntl`` is missing (Windows) nothing is locked."""
+    url = str(getattr(storage, "url", ""))
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+    try:
+        import fcntl
+    except ImportError:
+        path = None
+    if path is None or path in ("", ":memory:"):
+        yield
+        return
+    with open(f"{path}.ask.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def folder_number(trial: Any) -> int:
@@ -162,7 +185,8 @@ class Search:
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
             if self.storage is not None:
                 optuna.storages.fail_stale_trials(self.study)  # a killed worker's trials: failed, queued again
-            trial = self.study.ask()
+            with ask_lock(self.storage):
+                trial = self.study.ask()
         self._beat([trial])
         settings = suggest(trial, self.dimensions)
         number = folder_number(trial)
@@ -179,8 +203,13 @@ class Search:
 
     def _next(self, future: Future, executor: Executor) -> Any:
         """Record a finished fold; start the trial's next year or tell the study how it ended (the frozen trial).
-        The trial stays among those under way until told: Ctrl-C meanwhile fails it as interrupted."""
-        told = self._advance(self.running[future], future, executor)
+        The trial stays among those under way until told: Ctrl-C meanwhile fails it as interrupted. A trial that
+        another worker ended meanwhile (it found its heartbeat stale and queued it again) is left as that worker
+        told it: its copy runs again."""
+        try:
+            told = self._advance(self.running[future], future, executor)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            told = None
         del self.running[future]
         return told
 
@@ -209,8 +238,10 @@ class Search:
         return None
 
     def _fail(self, running: _Running, reason: str) -> Any:
-        running.trial.set_user_attr("fail_reason", reason)  # (told already, by another worker that found it stale:
-        return self.study.tell(running.trial, state=TrialState.FAIL, skip_if_finished=True)  # its word stands)
+        # told already, by another worker that found it stale: its word stands
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            running.trial.set_user_attr("fail_reason", reason)
+        return self.study.tell(running.trial, state=TrialState.FAIL, skip_if_finished=True)
 
     def _beat(self, trials: list[Any]) -> None:
         """Tell the storage that ``trials`` are alive (when it keeps heartbeats)."""
