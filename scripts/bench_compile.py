@@ -92,7 +92,7 @@ def worker(config: str, compiled: bool, steps: int, quantiles: bool, device: str
         compiled_dollars = [model.to_dollars(model(b["x"]), b) for b in batches]
     sync()
     first_eval = time.perf_counter() - start
-    model.compile = False  # the same weights, eager
+    model.compile_network = False  # the same weights, eager
     with torch.no_grad():
         eager_dollars = [model.to_dollars(model(b["x"]), b) for b in batches]
     # in dollars, where a relative difference means something (normalised forecasts cross 0)

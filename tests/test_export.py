@@ -123,3 +123,28 @@ def test_the_serving_page_example_runs_with_torch_and_pandas_alone(small_panel, 
     expected = forecast.load(checkpoint).predict(small_panel, at="latest")
     want = expected.pivot(index="Name", columns="step", values="forecast")
     np.testing.assert_allclose(got.to_numpy(), want.loc[got.index].to_numpy(), rtol=1e-5)
+
+
+def test_a_market_model_without_normalisation_is_refused(tmp_path, small_panel):
+    _fit(tmp_path, small_panel, ["--data.channels", "[Close, Market]", "--data.normalisation", "none"])
+    result = run_main(["export", "--ckpt_path", "best", "--output", "m.pt2"], tmp_path)
+    assert result.returncode == 2 and "reads the index's level" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.pt2").exists()
+
+
+def test_an_onnx_file_that_differs_from_the_model_is_never_written(tmp_path, small_panel, monkeypatch):
+    require("onnxruntime", "export")
+    from forecast.export import writer
+
+    checkpoint = _fit(tmp_path, small_panel, MODELS["point"])
+    good = tmp_path / "model.onnx"
+    good.write_text("the user's earlier file")
+
+    def differs(got, expected):
+        raise RuntimeError("the exported program differs from the model by 1.00e-01 (relative); not written")
+
+    monkeypatch.setattr(writer, "_check", differs)
+    with pytest.raises(RuntimeError, match="not written"):
+        writer.export_checkpoint(checkpoint, good)
+    assert good.read_text() == "the user's earlier file"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".model.onnx")] == []

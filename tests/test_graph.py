@@ -50,3 +50,4 @@ def test_compiled_training_equals_eager_and_keeps_weight_names(batch):
         torch.testing.assert_close(compiled(batch["x"]), eager(batch["x"]), rtol=1e-5, atol=1e-6)
     assert list(compiled.state_dict()) == list(eager.state_dict())
     assert "compile" not in compiled.hparams
+    assert callable(compiled.compile)  # nn.Module.compile is not shadowed by the option

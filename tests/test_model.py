@@ -216,3 +216,18 @@ def test_a_model_first_run_in_inference_mode_still_trains():
     assert model.encoder[0].weight.grad.abs().sum() > 0
     # the index buffers are not weights: a checkpoint's keys are those of the model before they existed
     assert not any("gram_" in key or "level_values" in key for key in model.state_dict())
+
+
+def test_the_divergence_watch_names_the_first_non_finite_step_read_back_later():
+    from forecast.errors import TrainingDivergedError
+    from forecast.model.divergence import DivergenceWatch
+
+    watch = DivergenceWatch()
+    for step, loss in enumerate([1.0, 0.5, float("nan"), float("inf"), 0.4]):
+        watch.update(torch.tensor(loss), step, epoch=2)  # no check yet: nothing is read back
+    with pytest.raises(TrainingDivergedError, match=r"became nan at epoch 2, step 2;"):
+        watch.check()
+    watch.reset()
+    watch.update(torch.tensor(0.3), 7, 3, check=True)  # finite: no error
+    with pytest.raises(TrainingDivergedError, match="became inf at epoch 3, step 8"):
+        watch.update(torch.tensor(float("inf")), 8, 3, check=True)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from conftest import CUSTOM
 from helpers import SMALL, fit_briefly, run_dir, run_main, run_subprocess
@@ -82,3 +83,18 @@ def test_predict_from_a_checkpoint_trained_in_python(tmp_path):
 def test_custom_layout_is_what_the_trained_fixture_holds(trained):
     hparams = torch.load(trained, weights_only=True)["hyper_parameters"]
     assert CUSTOM[CUSTOM.index("--model.lookback") + 1] == str(hparams["lookback"])
+
+
+def test_forecasts_that_are_not_finite_are_one_error_and_nothing_written():
+    from forecast.callbacks.prediction_writer import prediction_frame
+    from forecast.data import StockDataModule
+    from forecast.errors import UserError
+
+    dm = StockDataModule(source="synthetic", synthetic_tickers=2)
+    dm.setup("fit")
+    dataset = dm.datasets["val"]
+    forecast = np.ones((3, dataset.horizon))
+    assert len(prediction_frame(dataset, np.arange(3), forecast)) == 3 * dataset.horizon
+    forecast[1, 4] = np.nan
+    with pytest.raises(UserError, match=r"1 of 3 windows have forecasts that are not finite \(first: SYN0"):
+        prediction_frame(dataset, np.arange(3), forecast)

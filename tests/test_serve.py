@@ -104,14 +104,61 @@ def test_the_serving_page_client_runs_against_the_server(server):
     assert result.stdout.startswith("2018-01-02 {'SYN00': ")
 
 
-def test_concurrent_requests_each_get_their_own_tickers(server, small_panel):
+def test_concurrent_requests_each_get_their_own_answer_and_a_bad_one_fails_alone(server, small_panel):
     names = sorted(small_panel["Name"].unique())
-    bodies = [_request(small_panel, names[k % len(names) :][:1], 20) for k in range(24)]
-    alone = [_post(server["url"], json.dumps(body).encode())[1] for body in bodies[: len(names)]]
-    with ThreadPoolExecutor(8) as pool:  # batched by the server: each answer must still be its own request's
-        answers = list(pool.map(lambda body: _post(server["url"], json.dumps(body).encode()), bodies))
+    # requests of one, two or three tickers, every fourth one malformed (a close too few)
+    bodies = []
+    for k in range(48):
+        body = _request(small_panel, names[k % len(names) :][: 1 + k % 3], 20)
+        if k % 4 == 3:
+            body["prices"][names[k % len(names)]] = body["prices"][names[k % len(names)]][1:]
+        bodies.append(json.dumps(body).encode())
+    alone = [_post(server["url"], body) for body in bodies]
+    with ThreadPoolExecutor(12) as pool:  # batched by the server: each answer must still be its own request's
+        answers = list(pool.map(lambda body: _post(server["url"], body), bodies))
     for k, (status, answer) in enumerate(answers):
-        assert status == 200 and answer["forecasts"] == alone[k % len(names)]["forecasts"]
+        assert status == (422 if k % 4 == 3 else 200), answer
+        if status != 200:
+            assert answer == alone[k][1]  # its own message, not another request's
+            continue
+        assert (
+            sorted(answer["forecasts"]) == sorted(json.loads(bodies[k])["prices"]) == sorted(alone[k][1]["forecasts"])
+        )
+        for name, path in answer["forecasts"].items():  # float32 kernels of another batch size: a few ulps apart
+            np.testing.assert_allclose(path, alone[k][1]["forecasts"][name], rtol=1e-6)
+            for level, values in answer["quantiles"][name].items():
+                np.testing.assert_allclose(values, alone[k][1]["quantiles"][name][level], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("1e39", "outside 1e-30 .. 1e+30"), ("1" + "0" * 400, "outside 1e-30 .. 1e+30"), ("1e-40", "outside")],
+)
+def test_numbers_outside_float32_are_refused(server, value, message):
+    body = b'{"prices": {"A": [' + b"10.0, " * 19 + value.encode() + b"]}}"
+    status, answer = _post(server["url"], body)
+    assert status == 422 and message in answer["detail"], answer
+
+
+def test_a_last_date_with_a_time_and_offset_is_its_day(server, small_panel):
+    names = sorted(small_panel["Name"].unique())[:1]
+    status, answer = _post(
+        server["url"], json.dumps(_request(small_panel, names, 20, "2017-12-29T10:00:00+05:00")).encode()
+    )
+    assert status == 200 and answer["target_dates"][0] == "2018-01-02", answer
+
+
+def test_one_request_at_a_time_without_batching(server, small_panel):
+    """--max_batch_size 1: LitServe hands the API one request, not a list (the API itself, without HTTP)."""
+    from forecast.serve.api import ForecastAPI
+
+    api = ForecastAPI(str(run_dir(server["root"]) / "checkpoints" / "last.ckpt"), max_batch_size=1)
+    api.setup("cpu")
+    names = sorted(small_panel["Name"].unique())
+    good = api.encode_response(api.predict(api.decode_request(_request(small_panel, names, 20))))
+    assert sorted(good["forecasts"]) == names
+    bad = api.encode_response(api.predict(api.decode_request({"prices": {}})))
+    assert bad.status_code == 422 and b"'prices' must be an object" in bad.body
 
 
 @pytest.mark.parametrize(

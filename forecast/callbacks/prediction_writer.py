@@ -188,6 +188,16 @@ def prediction_frame(
     with ``quantiles`` (N, Q, H) one more column per level (``q0.1``, ...; dollars)."""
     horizon = forecast.shape[1] if forecast.ndim == 2 else dataset.horizon
     tickers, origins = dataset.origins(index)
+    finite = np.isfinite(forecast).all(axis=-1) if forecast.ndim == 2 else np.ones(len(index), dtype=bool)
+    if quantiles is not None:
+        finite &= np.isfinite(quantiles).all(axis=(1, 2))
+    if not finite.all():  # the model's layers run unchecked (no host sync): the numbers are checked here, once
+        first = int(np.flatnonzero(~finite)[0])
+        raise UserError(
+            f"{int((~finite).sum())} of {len(index)} windows have forecasts that are not finite (first: "
+            f"{tickers[first]} at {origins[first]}): the checkpoint's weights are broken (a diverged training?) "
+            "or the prices are far outside what the model was trained on; nothing was written"
+        )
     target_dates = dataset.target_dates(index).astype(str)
     columns = {
         "Name": np.repeat(tickers, horizon),

@@ -15,6 +15,11 @@ from forecast.errors import UserError
 from forecast.model import Forecaster
 from forecast.nn import RidgeRegression
 
+UNITS = {
+    "Volume": "shares (raw; log1p inside)",
+    "Market": "the equal-weighted index of the universe (forecast.data.panel.market_level; any base)",
+}
+
 
 class NotExportableError(UserError):
     """A model whose forecasts cannot be one program of its own window's prices."""
@@ -25,7 +30,8 @@ class PriceForecaster(nn.Module):
 
     Input: ``closes`` ``(B, base_len)`` float32 dollars, oldest first, for a model of ``[Close]`` alone; else
     ``prices`` ``(B, C, base_len)``, the channels in the checkpoint's order, each in its file's units (``Volume`` as
-    shares: the program takes its ``log1p`` as the reader does; ``Market`` as :func:`forecast.data.panel.market_level`).
+    shares: the program takes its ``log1p`` as the reader does; ``Market`` as :func:`forecast.data.panel.market_level`
+    computes it over the universe, an index of any base: the window's normalisation removes its level).
     Output: ``(B, horizon)`` float32 dollars for a point model; ``(B, horizon, Q)`` (the quantile levels, ascending)
     for a quantile model. Statistics and the inverse map run in float64, as the DataModule's do.
     """
@@ -37,8 +43,14 @@ class PriceForecaster(nn.Module):
                 f"a model trained with pool: {model.hparams.pool} cannot be exported: its regression pools the windows "
                 "of a batch, so a window's forecast depends on its batch mates; train with pool: sample"
             )
+        if "Market" in channels and normalisation == "none":
+            raise NotExportableError(
+                "a model of the Market channel with normalisation none reads the index's level, which depends on the "
+                "first day and the tickers of its training file: export and serve need a normalisation that removes "
+                "the level (last_std, zscore, last or log)"
+            )
         self.network = copy.deepcopy(model).eval()
-        self.network.compile = False  # the exporter traces the eager network
+        self.network.compile_network = False  # the exporter traces the eager network
         if unrolled:  # ONNX has no Cholesky operator: the factorisation written out over the system's static size
             for module in self.network.modules():
                 if isinstance(module, RidgeRegression):
@@ -75,7 +87,7 @@ def input_spec(model: Forecaster, data: dict[str, Any]) -> dict[str, Any]:
             "dtype": "float32",
             "channels": channels,
             "order": "oldest first: one window's last base_len trading days a row",
-            "units": {c: "shares (raw; log1p inside)" if c == "Volume" else "dollars" for c in channels},
+            "units": {c: UNITS.get(c, "dollars") for c in channels},
         },
         "output": {
             "name": "forecasts",

@@ -77,8 +77,7 @@ def export_checkpoint(
             program, (example,), dynamic_shapes=batch, dynamo=True, input_names=[spec["input"]["name"]],
             output_names=["forecasts"], verbose=False,
         )  # fmt: skip
-        write_atomic(output, lambda tmp: _save_onnx(onnx_program, tmp, spec))
-        _check(torch.from_numpy(run_onnx(output, example.numpy())), expected)
+        write_atomic(output, lambda tmp: _save_onnx(onnx_program, tmp, spec, example, expected))
     return spec
 
 
@@ -87,12 +86,15 @@ def _save_pt2(exported: torch.export.ExportedProgram, path: Path, spec: dict[str
         torch.export.save(exported, file, extra_files={METADATA_KEY: json.dumps(spec)})
 
 
-def _save_onnx(onnx_program: Any, path: Path, spec: dict[str, Any]) -> None:
+def _save_onnx(onnx_program: Any, path: Path, spec: dict[str, Any], example: torch.Tensor, expected: Any) -> None:
+    """Write the ONNX file at ``path`` (a temporary name) and check what onnxruntime computes from it there: a
+    file that differs from the model never takes the output's name."""
     import onnx
 
     model = onnx_program.model_proto
     onnx.helper.set_model_props(model, {METADATA_KEY: json.dumps(spec)})
     onnx.save(model, str(path))
+    _check(torch.from_numpy(run_onnx(path, example.numpy())), expected)
 
 
 def run_onnx(path: str | Path, prices: Any) -> Any:

@@ -56,7 +56,9 @@ def lag_products(z: Tensor, width: int) -> Tensor:
 
     Read off the diagonals of the time Gram matrix ``zᵀz`` ``(B, L, L)``: one batched product and one gather,
     forward and backward, with autograd's own gradient. It computes L² products where L · width are needed, and
-    still beats per-lag slices on a CPU (a multiply, a sum and a gradient buffer for each lag).
+    still beats per-lag slices on a CPU (a multiply, a sum and a gradient buffer for each lag) for windows of tens
+    of days; its memory, ``B · L · (L + width)`` floats, grows with the square of the window (4 MB at B = 256,
+    L = 30; 270 MB at L = 252).
     """
     length = z.shape[-1]
     # zero columns past the end: the diagonal of lag d reads zeros where t + d >= L

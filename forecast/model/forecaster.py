@@ -123,7 +123,7 @@ class Forecaster(L.LightningModule):
         self.interval_net = network(len(self.levels) - 1) if len(self.levels) > 1 else None
         self.optimizer_factory = optimizer
         self.divergence = DivergenceWatch()
-        self.compile = compile
+        self.compile_network = compile  # not self.compile: that is nn.Module's own method
         self._compiled: Any = None  # made at the first call; not a module, so no weight names of its own
         self.scheduler_factory = lr_scheduler
         # the command line's optimizer and schedule, and a warm start's checkpoint: kept in every checkpoint
@@ -158,10 +158,10 @@ class Forecaster(L.LightningModule):
 
     def member_forecasts(self, x: Tensor) -> Tensor:
         """Normalised base ``(B, C, L)`` → each member's normalised forecast ``(B, K, Q, H)``, K = ``members``."""
-        if self.compile and self._compiled is None:
+        if self.compile_network and self._compiled is None:
             # dynamic: the last batch of an epoch is smaller; one graph for every batch size, not one per size
             self._compiled = torch.compile(self._member_forecasts, fullgraph=True, dynamic=True)
-        return self._compiled(x) if self.compile else self._member_forecasts(x)
+        return self._compiled(x) if self.compile_network else self._member_forecasts(x)
 
     def _member_forecasts(self, x: Tensor) -> Tensor:
         k = self.hparams.members

@@ -271,7 +271,8 @@ class RidgeRegression(nn.Module):
         lam = self.absolute_lam(feature_gram.diagonal(dim1=-2, dim2=-1).mean(-1))  # (B,)
         w = ridge_solve_normal(feature_gram, gram[:, :p, p:], lam, self.check, self.factorisation)  # (B, p, h)
         if self.fit_intercept:
-            assert mean is not None, "RidgeRegression(fit_intercept=True) needs the row mean"
+            if mean is None:  # a caller's mistake, raised also under python -O
+                raise ValueError("RidgeRegression(fit_intercept=True) needs the row mean")
             return (x_query - mean[:, None, :p]) @ w + mean[:, None, p:]
         return x_query @ w
 

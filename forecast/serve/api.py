@@ -4,18 +4,20 @@ so the service computes what ``forecast export`` writes and ``predict`` gives. C
 
 from __future__ import annotations
 
+import functools
 import signal
+from dataclasses import replace
 from typing import Any
 
 import litserve as ls
 import numpy as np
+import pandas as pd
 import torch
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from forecast.data.calendar import next_sessions, session_on_or_before
-from forecast.data.errors import DataError
+from forecast.data.calendar import DEFAULT_CALENDAR, next_sessions, session_on_or_before
 from forecast.export.program import PriceForecaster, input_spec
 from forecast.serve.requests import BadRequestError, Windows, answer, parse_request
 
@@ -44,14 +46,19 @@ class ForecastAPI(ls.LitAPI):
 
     def decode_request(self, request: dict) -> Windows | BadRequestError:  # type: ignore[override]
         try:
-            return parse_request(request, self.spec)
+            windows = parse_request(request, self.spec)
+            if windows.last_date is not None:
+                windows = replace(windows, target_dates=target_dates(windows.last_date, *self._calendar))
+            return windows
         except BadRequestError as exc:
-            return exc  # answered by encode_response: one bad request in a batch fails alone
+            return exc  # answered by encode_response, as a response: one bad request in a batch fails alone
 
     def batch(self, inputs: list[Windows | BadRequestError]) -> list[Windows | BadRequestError]:
         return inputs
 
-    def predict(self, inputs: list[Windows | BadRequestError]) -> list[Any]:
+    def predict(self, inputs: Any) -> Any:
+        if not isinstance(inputs, list):  # --max_batch_size 1: LitServe hands over one request, unbatched
+            return self.predict([inputs])[0]
         good = [w for w in inputs if isinstance(w, Windows)]
         if not good:
             return inputs
@@ -63,30 +70,40 @@ class ForecastAPI(ls.LitAPI):
     def unbatch(self, output: list[Any]) -> list[Any]:
         return output
 
-    def encode_response(self, output: Any) -> dict[str, Any]:
+    def encode_response(self, output: Any) -> Any:
+        # a response, not an exception: LitServe would send an exception raised here to every request of the batch
         if isinstance(output, BadRequestError):
-            raise HTTPException(status_code=output.status, detail=str(output))
+            return JSONResponse(status_code=output.status, content={"detail": str(output)})
         windows, dollars = output
-        dates = None
-        if windows.last_date is not None:
-            dates = self._target_dates(windows.last_date)
-        return answer(windows, dollars, self.levels, dates)
+        bad = [name for name, row in zip(windows.names, dollars, strict=True) if not np.isfinite(row).all()]
+        if bad:
+            message = f"the forecasts of {', '.join(bad[:5])} are not finite: their prices are out of the model's range"
+            return JSONResponse(status_code=422, content={"detail": message})
+        return answer(windows, dollars, self.levels, windows.target_dates)
 
-    def _target_dates(self, day: Any) -> np.ndarray:
-        """The ``horizon`` sessions after ``day`` on the checkpoint's calendar (a 422 when ``day`` is no session)."""
-        calendar, horizon = self.spec["calendar"] or "XNYS", int(self.spec["horizon"])
-        try:
-            session = session_on_or_before(day, calendar)
-            dates = next_sessions(np.array([day.to_datetime64()], dtype="datetime64[D]"), horizon, calendar)[0]
-        except (DataError, ValueError) as exc:  # a date outside the calendar's range
-            raise HTTPException(status_code=422, detail=f"last_date: {' '.join(str(exc).split())}") from None
-        if session != day:
-            raise HTTPException(
-                status_code=422,
-                detail=f"last_date {day:%Y-%m-%d} is not a trading session of {calendar} (a {day:%A}); the session "
-                f"before it is {session:%Y-%m-%d}",
-            )
-        return dates
+    @property
+    def _calendar(self) -> tuple[str, int]:
+        return self.spec["calendar"] or DEFAULT_CALENDAR, int(self.spec["horizon"])
+
+
+@functools.lru_cache(maxsize=4096)
+def target_dates(day: pd.Timestamp, calendar: str, horizon: int) -> np.ndarray:
+    """The ``horizon`` sessions after ``day`` on ``calendar`` (one computation per day: requests repeat days).
+
+    Raises:
+        BadRequestError: ``day`` is no session of the calendar, or outside its range.
+    """
+    try:
+        session = session_on_or_before(day, calendar)
+        dates = next_sessions(np.array([day.to_datetime64()], dtype="datetime64[D]"), horizon, calendar)[0]
+    except Exception as exc:  # exchange_calendars' own errors for dates outside its range: the client's input
+        raise BadRequestError(f"last_date {day:%Y-%m-%d}: {' '.join(str(exc).split())[:200]}") from None
+    if session != day:
+        raise BadRequestError(
+            f"last_date {day:%Y-%m-%d} is not a trading session of {calendar} (a {day:%A}); the session before it is "
+            f"{session:%Y-%m-%d}"
+        )
+    return dates
 
 
 def not_json(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -25,7 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--ckpt_path", required=True, help="best, last (of the newest run under --root) or a file")
     parser.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
-    parser.add_argument("--host", default="0.0.0.0", choices=("0.0.0.0", "127.0.0.1", "::"), help="default 0.0.0.0")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        choices=("127.0.0.1", "0.0.0.0", "::"),
+        help="127.0.0.1 (default): this machine only; 0.0.0.0 or ::, every interface (other machines, a container). "
+        "The service has no authentication: put it behind one that has",
+    )
     parser.add_argument("--workers", type=int, default=1, help="inference processes (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each inference process (default 1)")
     parser.add_argument("--max_batch_size", type=int, default=16, help="requests batched into one forward (16)")

@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 
 FIELDS = ("prices", "last_date")
+SMALLEST, LARGEST = 1e-30, 1e30
+"""The range of positive values taken: the program reads float32, which loses digits below the one and overflows
+(also in its statistics) above the other."""
 EXAMPLE = '{"prices": {"AAPL": [c1, ..., cL]}}'
 
 
@@ -31,6 +34,7 @@ class Windows:
     names: list[str]
     prices: np.ndarray
     last_date: pd.Timestamp | None
+    target_dates: np.ndarray | None = None
 
 
 def parse_request(body: Any, spec: dict[str, Any]) -> Windows:
@@ -80,8 +84,14 @@ def _series(where: str, value: Any, length: int, channel: str) -> np.ndarray:
     for k, number in enumerate(tail, start=len(value) - length):
         if isinstance(number, bool) or not isinstance(number, (int, float)):
             raise BadRequestError(f"{where}[{k}] is {_shown(number)}, not a number")
-        if not math.isfinite(number):
+        if isinstance(number, float) and not math.isfinite(number):
             raise BadRequestError(f"{where}[{k}] is {number}: values must be finite")
+        try:  # a JSON integer may have any number of digits
+            single = abs(float(number))
+        except OverflowError:
+            single = math.inf
+        if single > LARGEST or 0 < single < SMALLEST:
+            raise BadRequestError(f"{where}[{k}] is {_shown(number)}: outside {SMALLEST:g} .. {LARGEST:g} (float32)")
         if number < 0 or (number == 0 and channel != "Volume"):
             raise BadRequestError(f"{where}[{k}] is {number}: {channel} must be positive")
     return np.asarray(tail, dtype=np.float64)
@@ -97,7 +107,7 @@ def _date(body: dict[str, Any]) -> pd.Timestamp | None:
         day = pd.NaT
     if pd.isna(day):
         raise BadRequestError(f"'last_date' must be a date such as 2017-12-29 (the last close's day); got {value!r}")
-    return day.normalize()
+    return pd.Timestamp(day.date())  # the day as written, whatever its time or offset
 
 
 def answer(windows: Windows, output: np.ndarray, levels: list[float] | None, dates: np.ndarray | None) -> dict:
