@@ -10,3 +10,9 @@ class CommandParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise argparse.ArgumentError(None, message)
+
+
+def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
+    """``--ckpt_path`` and ``--root``: the checkpoint a command reads, as ``forecast.load`` finds it."""
+    parser.add_argument("--ckpt_path", required=True, help="best, last (of the newest run under --root) or a file")
+    parser.add_argument("--root", default=".", help="where --ckpt_path best|last looks for runs (default: .)")

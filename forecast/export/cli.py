@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from forecast.parsers import CommandParser
+from forecast.parsers import CommandParser, add_checkpoint_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         "metadata (docs/serving.md).",
         allow_abbrev=False,
     )
-    parser.add_argument("--ckpt_path", required=True, help="best, last (of the newest run under --root) or a file")
+    add_checkpoint_options(parser)
     parser.add_argument("--output", required=True, help="the file to write (.pt2 or .onnx)")
     parser.add_argument(
         "--format",
@@ -27,7 +27,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="pt2: torch.export, loaded by torch.export.load(FILE).module(); onnx: for onnxruntime "
         "(pip install 'forecast[export]'). Default: onnx for a .onnx name, else pt2",
     )
-    parser.add_argument("--root", default=".", help="where --ckpt_path best|last looks for runs (default: .)")
     return parser
 
 

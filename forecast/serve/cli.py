@@ -11,7 +11,7 @@ import os
 import signal
 
 from forecast.errors import UserError
-from forecast.parsers import CommandParser
+from forecast.parsers import CommandParser, add_checkpoint_options
 from forecast.signals import Interrupted, Terminated
 
 
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         "/health. Concurrent requests are batched. docs/serving.md.",
         allow_abbrev=False,
     )
-    parser.add_argument("--ckpt_path", required=True, help="best, last (of the newest run under --root) or a file")
+    add_checkpoint_options(parser)
     parser.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
     parser.add_argument(
         "--host",
@@ -35,7 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=1, help="inference processes (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each inference process (default 1)")
     parser.add_argument("--max_batch_size", type=int, default=16, help="requests batched into one forward (16)")
-    parser.add_argument("--root", default=".", help="where --ckpt_path best|last looks for runs (default: .)")
     return parser
 
 
