@@ -5,6 +5,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import require
 
 from forecast.data import (
     BadValueError,
@@ -116,10 +117,8 @@ def test_parquet_and_gzip_sources(tmp_path, small_panel):
     small_panel.to_csv(tmp_path / "p.csv.gz", index=False)
     gz = StockDataModule(source="csv", path=str(tmp_path / "p.csv.gz")).load_panel()
     assert gz.names == ["SYN00", "SYN01", "SYN02"]
-    try:
-        small_panel.to_parquet(tmp_path / "p.parquet")
-    except ImportError:
-        pytest.skip("no parquet engine (pyarrow) installed")
+    require("pyarrow", "parquet")
+    small_panel.to_parquet(tmp_path / "p.parquet")
     pq = StockDataModule(source="csv", path=str(tmp_path / "p.parquet")).load_panel()
     np.testing.assert_allclose(pq.close.numpy(), gz.close.numpy())
 
