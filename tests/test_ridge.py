@@ -227,3 +227,32 @@ def test_float32_training_from_a_small_lambda_factorises_on_flat_prices(kind):
         model(x).abs().mean().backward()  # raises if a factorisation fails
         assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
         optimizer.step()
+
+
+@pytest.mark.parametrize("p", [1, 3, 13, 20])
+def test_the_unrolled_factorisation_equals_the_lapack_solve_and_passes_gradcheck(p):
+    """The ONNX path (Cholesky and triangular solves written out over p) against the reference solve and the
+    LAPACK path, and its gradient (autograd through its operations) against finite differences."""
+    x, y, lam = _problem(2 * p + 3, p, batch=3)
+    gram, cross = x.mT @ x, x.mT @ y
+    unrolled = ridge_solve_normal(gram, cross, lam, factorisation="unrolled")
+    torch.testing.assert_close(unrolled, _reference(x, y, lam), rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(unrolled, ridge_solve_normal(gram, cross, lam), rtol=1e-9, atol=1e-11)
+    inputs = tuple(t.clone().requires_grad_(True) for t in (gram, cross, lam))
+    solve = lambda g, c, la: ridge_solve_normal(g, c, la, factorisation="unrolled")  # noqa: E731
+    assert torch.autograd.gradcheck(solve, inputs, eps=1e-6, atol=1e-7)
+
+
+def test_unchecked_and_undifferentiated_solves_give_the_checked_solution():
+    """check=False (the model's fast path) and a solve with nothing to differentiate (predict) run the same
+    arithmetic as the checked autograd path; only the checks are left out."""
+    x, y, lam = _problem(12, 4, batch=3)
+    gram, cross = x.mT @ x, x.mT @ y
+    expected = ridge_solve_normal(*(t.clone().requires_grad_(True) for t in (gram, cross, lam)))
+    with torch.no_grad():
+        torch.testing.assert_close(ridge_solve_normal(gram, cross, lam, check=False), expected.detach())
+    bad = gram.clone()
+    bad.view(-1)[0] = float("nan")
+    with pytest.raises(ValueError, match="gram contains non-finite values"):
+        ridge_solve_normal(bad, cross, lam)
+    assert torch.isnan(ridge_solve_normal(bad, cross, lam, check=False)).any()  # unchecked: no error, NaN out
