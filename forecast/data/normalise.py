@@ -41,6 +41,15 @@ def normalise(values: Tensor, loc: Tensor, scale: Tensor, method: str) -> Tensor
     return (values - loc) / scale
 
 
+def normalise_window(base: Tensor, method: str, target: int) -> tuple[Tensor, Tensor, Tensor]:
+    """A window batch as the network reads it: ``x`` ``(B, C, L)`` float32, each channel normalised by its own
+    base's statistics, and the ``target`` channel's ``(loc, scale)``, each ``(B, 1, 1)`` in ``base``'s dtype, to
+    map forecasts back with :func:`denormalise`. The DataModule's batches and the exported program both use it."""
+    loc, scale = window_stats(base, method)  # (B, C, 1) each
+    x = normalise(base, loc, scale, method).float()
+    return x, loc[:, target : target + 1], scale[:, target : target + 1]
+
+
 def denormalise(values: Tensor, loc: Tensor, scale: Tensor, method: str) -> Tensor:
     """Exact inverse of :func:`normalise`: normalised ``values`` back to dollars."""
     out = values * scale + loc

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from forecast.data.calendar import DEFAULT_CALENDAR, next_sessions
-from forecast.data.normalise import normalise, window_stats
+from forecast.data.normalise import normalise, normalise_window, window_stats
 from forecast.data.panel import Panel
 
 log = logging.getLogger(__name__)
@@ -133,11 +133,9 @@ class WindowDataset(Dataset[Batch]):
         starts = self.starts[index]
         base_rows = starts[:, None] + torch.arange(self.base_len)  # (B, L)
         base = self.panel.values[base_rows].transpose(1, 2)  # (B, C, L)
-        loc, scale = window_stats(base, self.normalisation)  # (B, C, 1) each
-        c = self.close_channel
-        target_loc, target_scale = loc[:, c : c + 1], scale[:, c : c + 1]  # (B, 1, 1)
+        x, target_loc, target_scale = normalise_window(base, self.normalisation, self.close_channel)
         batch: Batch = {
-            "x": normalise(base, loc, scale, self.normalisation).float(),
+            "x": x,
             "loc": target_loc,
             "scale": target_scale,
             "normalisation": self.normalisation,

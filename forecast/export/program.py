@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from forecast.data.normalise import denormalise, normalise, window_stats
+from forecast.data.normalise import denormalise, normalise_window
 from forecast.errors import UserError
 from forecast.model import Forecaster
 from forecast.nn import RidgeRegression
@@ -62,15 +62,19 @@ class PriceForecaster(nn.Module):
         self.point = model.quantile_levels is None
         self.eval()
 
+    @classmethod
+    def of(cls, loaded: Any, unrolled: bool = False) -> PriceForecaster:
+        """The program of a loaded checkpoint (:func:`forecast.load`), with its data settings."""
+        data = loaded.settings["data"]
+        return cls(loaded.model, list(data["channels"]), str(data["normalisation"]), unrolled)
+
     def forward(self, prices: Tensor) -> Tensor:
         base = prices.double()[:, None, :] if self.single else prices.double()  # (B, C, L)
         if self.volume >= 0:
             base = torch.cat([base[:, : self.volume], base[:, self.volume : self.volume + 1].log1p(),
                               base[:, self.volume + 1 :]], dim=1)  # fmt: skip
-        loc, scale = window_stats(base, self.normalisation)  # (B, C, 1) each
-        x = normalise(base, loc, scale, self.normalisation).float()
-        c = self.close
-        dollars = denormalise(self.network(x).double(), loc[:, c : c + 1], scale[:, c : c + 1], self.normalisation)
+        x, loc, scale = normalise_window(base, self.normalisation, self.close)  # as the DataModule's batches
+        dollars = denormalise(self.network(x).double(), loc, scale, self.normalisation)  # (B, Q, H)
         return dollars[:, 0].float() if self.point else dollars.transpose(1, 2).float()  # (B, H) or (B, H, Q)
 
 

@@ -59,7 +59,7 @@ def export_checkpoint(
     loaded = load(ckpt_path, root)
     data = loaded.settings["data"]
     spec = input_spec(loaded.model, data) | {"checkpoint": str(loaded.path), "format_of_file": chosen}
-    program = PriceForecaster(loaded.model, list(data["channels"]), str(data["normalisation"]), chosen == "onnx")
+    program = PriceForecaster.of(loaded, unrolled=chosen == "onnx")
     example = example_prices(spec)
     with torch.no_grad():
         expected = program(example)

@@ -37,11 +37,11 @@ class ForecastAPI(ls.LitAPI):
         # Ctrl-C in a terminal reaches the whole process group: the server ends this worker itself (SIGTERM)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         torch.set_num_threads(self.threads)
-        loaded = load(self.ckpt_path, device="cpu" if device == "cpu" else device)
+        loaded = load(self.ckpt_path, device=device)
         data = loaded.settings["data"]
         self.spec = input_spec(loaded.model, data)
         self.levels = loaded.quantiles
-        self.program = PriceForecaster(loaded.model, list(data["channels"]), str(data["normalisation"])).to(device)
+        self.program = PriceForecaster.of(loaded).to(device)
         self.device = device
 
     def decode_request(self, request: dict) -> Windows | BadRequestError:  # type: ignore[override]

@@ -53,8 +53,7 @@ def main(argv: list[str]) -> None:
     from forecast.export.program import PriceForecaster
 
     loaded = load(args.ckpt_path, args.root)  # a bad checkpoint is one line here, not a worker that fails to start
-    data = loaded.settings["data"]
-    PriceForecaster(loaded.model, list(data["channels"]), str(data["normalisation"]))  # pool: batch is refused
+    PriceForecaster.of(loaded)  # what cannot be served (pool: batch, ...) is refused here, in one line
     server = build_server(str(loaded.path), args.workers, args.threads, args.max_batch_size)
     print(f"serving {loaded.path} at http://{args.host}:{args.port}/predict (GET /health; Ctrl-C stops)", flush=True)
     received: list[int] = []
