@@ -220,9 +220,9 @@ def test_a_model_first_run_in_inference_mode_still_trains():
 
 def test_the_divergence_watch_names_the_first_non_finite_step_read_back_later():
     from forecast.errors import TrainingDivergedError
-    from forecast.model.divergence import DivergenceWatch
+    from forecast.model.loss_watch import LossWatch
 
-    watch = DivergenceWatch()
+    watch = LossWatch()
     for step, loss in enumerate([1.0, 0.5, float("nan"), float("inf"), 0.4]):
         watch.update(torch.tensor(loss), step, epoch=2)  # no check yet: nothing is read back
     with pytest.raises(TrainingDivergedError, match=r"became nan at epoch 2, step 2;"):
@@ -231,3 +231,41 @@ def test_the_divergence_watch_names_the_first_non_finite_step_read_back_later():
     watch.update(torch.tensor(0.3), 7, 3, check=True)  # finite: no error
     with pytest.raises(TrainingDivergedError, match="became inf at epoch 3, step 8"):
         watch.update(torch.tensor(float("inf")), 8, 3, check=True)
+
+
+def test_train_loss_is_logged_when_lightning_writes_as_the_mean_of_the_steps_since(tmp_path):
+    """log_every_n_steps 3 over 2 epochs of 4 steps: Lightning writes after optimizer steps 3 and 6 (its step
+    numbers 2 and 5); each value is the mean of the losses of the steps since the last write, taken from the
+    loop's own outputs; lambda is written with it."""
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.loggers import Logger
+
+    class Recorder(Logger, Callback):
+        name, version = "recorder", 0
+        written: list[tuple[int, dict[str, float]]] = []
+        losses: list[float] = []
+
+        def log_metrics(self, metrics, step=None):
+            self.written.append((step, dict(metrics)))
+
+        def log_hyperparams(self, params, *args, **kwargs):
+            pass
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.losses.append(float(outputs["loss"]))
+
+    torch.manual_seed(0)
+    dm = StockDataModule(source="synthetic", synthetic_tickers=3, batch_size=16, base_len=20, horizon=5)
+    model = Forecaster(base_len=20, horizon=5, lookback=3)
+    recorder = Recorder()
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=4, limit_val_batches=0, log_every_n_steps=3,
+                        logger=recorder, callbacks=[recorder], enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(model, datamodule=dm)
+    steps = [(step, m["train/loss"], m["lambda"]) for step, m in recorder.written if "train/loss" in m]
+    assert [s for s, _, _ in steps] == [2, 5]
+    losses = recorder.losses
+    assert steps[0][1] == pytest.approx(np.mean(losses[0:3]), rel=1e-6)
+    assert steps[1][1] == pytest.approx(np.mean(losses[3:6]), rel=1e-6)
+    assert all(lam > 0 for _, _, lam in steps)

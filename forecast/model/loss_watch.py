@@ -1,4 +1,5 @@
-"""Stop a training whose loss is no longer finite, without reading the loss back to the host every step."""
+"""The training losses between two reads: their mean for the logger, and the first that was not finite, kept on the
+loss's device so that a step never reads the loss back to the host."""
 
 from __future__ import annotations
 
@@ -8,18 +9,23 @@ from torch import Tensor
 from forecast.errors import TrainingDivergedError, option
 
 
-class DivergenceWatch:
-    """Remembers, on the loss's device, the first step whose training loss was not finite.
+class LossWatch:
+    """Remembers, on the loss's device, the sum of the training losses since the last :meth:`take_mean` and the
+    first step whose loss was not finite.
 
-    :meth:`update` runs each step and only launches device operations (no host sync); :meth:`check` reads the
-    record back (one sync) and raises :class:`TrainingDivergedError` naming that first step. The model checks
-    every ``trainer.log_every_n_steps`` steps, at the end of each training epoch and before any checkpoint is
-    saved, so at most that many steps run on after a divergence and no checkpoint ever holds its weights.
+    :meth:`update` runs each step and only launches device operations (no host sync). :meth:`take_mean` gives the
+    mean loss of the steps since it was last called (a device scalar; the logger reads it) and starts a new sum;
+    :meth:`check` reads the record back (one sync) and raises :class:`TrainingDivergedError` naming that first step.
+    The model does both every ``trainer.log_every_n_steps`` steps, when Lightning writes step metrics; it also checks
+    at the end of each training epoch and before any checkpoint is saved, so at most that many steps run on after a
+    divergence and no checkpoint ever holds its weights.
     """
 
     def __init__(self) -> None:
         # (first bad step, its epoch, its loss): step -1 while every loss has been finite
         self._record: Tensor | None = None
+        self._sum: Tensor | None = None
+        self._count = 0
 
     def update(self, loss: Tensor, step: int, epoch: int, check: bool = False) -> None:
         """Note ``loss`` (a scalar) of optimizer step ``step`` in ``epoch``: device work only, then :meth:`check`
@@ -30,8 +36,16 @@ class DivergenceWatch:
         first = (~torch.isfinite(loss)) & (self._record[0] < 0)
         now = torch.stack([torch.full_like(loss, step), torch.full_like(loss, epoch), loss])
         self._record = torch.where(first, now, self._record)
+        self._sum = loss if self._sum is None else self._sum + loss
+        self._count += 1
         if check:
             self.check()
+
+    def take_mean(self) -> Tensor:
+        """The mean loss ``()`` float64 of the steps noted since the last call (NaN if none), on their device."""
+        mean = self._sum / self._count if self._sum is not None else torch.tensor(float("nan"), dtype=torch.float64)
+        self._sum, self._count = None, 0
+        return mean
 
     def check(self) -> None:
         """Raise :class:`TrainingDivergedError` if a noted loss was not finite (one read back to the host)."""
@@ -47,4 +61,4 @@ class DivergenceWatch:
 
     def reset(self) -> None:
         """Forget what was noted (a new fit)."""
-        self._record = None
+        self._record, self._sum, self._count = None, None, 0
