@@ -20,6 +20,7 @@ MODELS = {
         *("--data.channels", "[Close, Volume]", "--data.normalisation", "zscore"),
         *("--model.quantiles", "[0.1, 0.5, 0.9]"),
     ],
+    "anchored": ["--model.anchor", "mean_return"],  # the mean-return path's offset is part of the program
 }
 
 
@@ -88,6 +89,18 @@ def test_a_batch_pooled_model_is_refused_in_one_line(tmp_path, small_panel):
     assert result.stderr.strip().splitlines() == [
         "error: a model trained with pool: batch cannot be exported: its regression pools the windows of a batch, so "
         "a window's forecast depends on its batch mates; train with pool: sample"
+    ]
+    assert not output.exists()
+
+
+def test_a_regime_gated_model_is_refused_in_one_line(tmp_path, small_panel):
+    _fit(tmp_path, small_panel, ["--model.regime_gate", "true"])
+    output = tmp_path / "out" / "model.pt2"
+    result = run_main(["export", "--ckpt_path", "best", "--output", str(output)], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: a model with regime_gate: true cannot be exported: its gate reads a year of each ticker's past, more "
+        "than the window's prices the program takes; train without it"
     ]
     assert not output.exists()
 

@@ -243,8 +243,11 @@ def test_train_loss_is_logged_when_lightning_writes_as_the_mean_of_the_steps_sin
 
     class Recorder(Logger, Callback):
         name, version = "recorder", 0
-        written: list[tuple[int, dict[str, float]]] = []
-        losses: list[float] = []
+
+        def __init__(self):
+            super().__init__()
+            self.written: list[tuple[int, dict[str, float]]] = []
+            self.losses: list[float] = []
 
         def log_metrics(self, metrics, step=None):
             self.written.append((step, dict(metrics)))

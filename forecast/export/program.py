@@ -49,6 +49,13 @@ class PriceForecaster(nn.Module):
                 "first day and the tickers of its training file: export and serve need a normalisation that removes "
                 "the level (last_std, zscore, last or log)"
             )
+        if model.adjustment.gate is not None:
+            raise NotExportableError(
+                "a model with regime_gate: true cannot be exported: its gate reads a year of each ticker's past, more "
+                "than the window's prices the program takes; train without it"
+            )
+        if model.adjustment.anchor != "last" and not bool(torch.isfinite(model.adjustment.drift)):
+            raise NotExportableError("this anchored model has no drift (it was never fitted): fit it first")
         self.network = copy.deepcopy(model).eval()
         self.network.compile_network = False  # the exporter traces the eager network
         if unrolled:  # ONNX has no Cholesky operator: the factorisation written out over the system's static size
@@ -74,7 +81,10 @@ class PriceForecaster(nn.Module):
             base = torch.cat([base[:, : self.volume], base[:, self.volume : self.volume + 1].log1p(),
                               base[:, self.volume + 1 :]], dim=1)  # fmt: skip
         x, loc, scale = normalise_window(base, self.normalisation, self.close)  # as the DataModule's batches
-        dollars = denormalise(self.network(x).double(), loc, scale, self.normalisation)  # (B, Q, H)
+        close, method = base[:, self.close], self.normalisation
+        window = {"x": x, "base_close": close, "loc": loc, "scale": scale, "normalisation": method}
+        prediction = self.network.adjustment(self.network(x), window)  # the anchor's offset, as the model adds it
+        dollars = denormalise(prediction.double(), loc, scale, self.normalisation)  # (B, Q, H)
         return dollars[:, 0].float() if self.point else dollars.transpose(1, 2).float()  # (B, H) or (B, H, Q)
 
 

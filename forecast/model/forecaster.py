@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from forecast.checkpoint import INIT_FROM_KEY, TRAINING_KEY
 from forecast.data.normalise import denormalise
 from forecast.data.windows import Batch
+from forecast.model.anchor import ForecastAdjustment
 from forecast.model.blocks import postdiction_network
 from forecast.model.loss_watch import LossWatch
 from forecast.model.losses import LOSSES, forecast_loss
@@ -40,28 +41,25 @@ class Forecaster(L.LightningModule):
         dropout: dropout after each hidden conv layer.
         lookback: features per ridge row (default ``base_len - horizon``); shorter adds sliding-shift rows.
         pool: ``sample`` (one regression per window) or ``batch`` (the tutorial's pooled regression).
-        init_lam: initial ridge weight λ, relative to the encoded features' mean square (learned;
-            softplus-parametrised, always positive); 0.01 was best of 1, 0.1, 0.01, 0.001 on the 2015 and 2016
-            validation years.
+        init_lam: initial ridge weight λ, relative to the encoded features' mean square (learned, softplus: always
+            positive); 0.01 was best of 1, 0.1, 0.01, 0.001 on the 2015 and 2016 validation years.
         fit_intercept: unregularised intercept in each regression.
         skip: add the last normalised base value of Close, so the network predicts a correction to it.
-        loss: ``mse``, ``mae`` or ``huber`` in normalised units, or ``rel_mae``: the batch's MAE in dollars over
-            that of the naive (last value) forecast, the protocol's own metric, which weights each window by
-            what one normalised unit is worth in dollars.
+        anchor, regime_gate: ``anchor: mean_return`` corrects the mean-return baseline's path, not the last value;
+            ``regime_gate`` scales the correction by the long-context regime (:mod:`forecast.model.anchor`).
+        loss: ``mse``, ``mae`` or ``huber`` in normalised units, or ``rel_mae``: the batch's MAE in dollars over the
+            naive forecast's, the protocol's metric, which weights each window by what a normalised unit is worth.
         huber_delta: Huber threshold, in normalised units.
-        quantiles: quantile levels to forecast, e.g. ``[0.1, 0.5, 0.9]`` (increasing, in (0, 1), with 0.5: the
-            median is the point forecast). The network forecasts the median; a second network of the same shape
-            (its own encoder, ridge layer and decoder, trained side by side) gives the steps from the median to
-            the other levels, non-crossing by construction (:func:`forecast.model.quantiles.interval_quantiles`).
-            The loss is twice the pinball loss averaged over the levels (for 0.5 alone exactly the ``mae`` loss);
-            the other levels' losses never reach the median's path, so the median trains as the point model does.
-            Unset: a point forecast.
+        quantiles: quantile levels to forecast (unset: a point forecast), e.g. ``[0.1, 0.5, 0.9]`` (increasing, in
+            (0, 1), with 0.5: the median is the point forecast). The network forecasts the median; a second network
+            of the same shape (its own encoder, ridge layer and decoder, trained side by side) gives the steps from
+            the median to the other levels, non-crossing by construction (:func:`.quantiles.interval_quantiles`).
+            The loss is twice the pinball loss averaged over the levels (for 0.5 alone exactly the ``mae`` loss); the
+            other levels' losses never reach the median's path, so the median trains as the point model does.
         members: an ensemble of this many independently initialised networks, trained side by side (grouped
-            convolutions, one regression per member and window, a shared λ), each on its own loss; the
-            forecast is their mean. Costs far less than training them one after another.
-        compile: run the network through ``torch.compile`` (one graph, ``fullgraph=True``). How this run executes,
-            not what the weights mean: not in the checkpoint, whose weight names are the same either way. Off by
-            default: on a CPU it saves less than its first compile costs (docs/results.md).
+            convolutions, one regression per member and window, a shared λ), each on its own loss; forecast: the mean.
+        compile: run the network through ``torch.compile`` (``fullgraph=True``); not in the checkpoint (same weight
+            names). Off by default: on a CPU it saves less than its first compile costs (docs/results.md).
         lam_lr: learning rate of λ's own parameter group (default: the optimizer's); never weight-decayed.
         optimizer: optimizer factory (default ``AdamW(lr=1e-3, weight_decay=1e-2)``).
         lr_scheduler: LR scheduler factory (default ``ExponentialLR(gamma=0.9)``, stepped each epoch).
@@ -84,6 +82,8 @@ class Forecaster(L.LightningModule):
         init_lam: float = 0.01,
         fit_intercept: bool = False,
         skip: bool = True,
+        anchor: Literal["last", "mean_return"] = "last",
+        regime_gate: bool = False,
         loss: Literal["mse", "mae", "huber", "rel_mae"] = "mae",
         huber_delta: float = 1.0,
         quantiles: list[float] | None = None,
@@ -96,6 +96,7 @@ class Forecaster(L.LightningModule):
         super().__init__()
         # optimizer factories are code, not hyperparameters: a checkpoint must load with weights_only=True
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "compile"])
+        self.adjustment = ForecastAdjustment(anchor, regime_gate, skip, target_channel, horizon)
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
         if not 0 <= target_channel < in_channels:
@@ -121,11 +122,9 @@ class Forecaster(L.LightningModule):
         self.encoder, self.predictor, self.decoder = point["encoder"], point["predictor"], point["decoder"]
         # the other quantile levels come from a second network of the same shape, trained on their losses alone
         self.interval_net = network(len(self.levels) - 1) if len(self.levels) > 1 else None
-        self.optimizer_factory = optimizer
-        self.losses = LossWatch()
+        self.optimizer_factory, self.scheduler_factory, self.losses = optimizer, lr_scheduler, LossWatch()
         self.compile_network = compile  # not self.compile: that is nn.Module's own method
         self._compiled: Any = None  # made at the first call; not a module, so no weight names of its own
-        self.scheduler_factory = lr_scheduler
         # the command line's optimizer and schedule, and a warm start's checkpoint: kept in every checkpoint
         self.training_settings: dict[str, Any] | None = None
         self.init_from: str | None = None
@@ -150,6 +149,7 @@ class Forecaster(L.LightningModule):
         if self.quantile_levels is not None and hasattr(datamodule, "naive_quantile_ratios"):
             ratios = datamodule.naive_quantile_ratios(self.levels)
             self.naive_ratios = None if ratios is None else torch.as_tensor(ratios, dtype=torch.float64)
+        self.adjustment.learn(datamodule, stage)  # the anchor's μ, from the training days
 
     # ----------------------------------------------------------------------------------------------- model
     def forward(self, x: Tensor) -> Tensor:
@@ -198,11 +198,11 @@ class Forecaster(L.LightningModule):
 
     def forecast_dollars(self, batch: Batch) -> Tensor:
         """Point forecasts (the median of a quantile model) of a batch in dollars, ``(B, H)`` float64."""
-        return self.to_dollars(self(batch["x"]), batch)[:, self.median_index]
+        return self.to_dollars(self.adjustment(self(batch["x"]), batch), batch)[:, self.median_index]
 
     def quantile_dollars(self, batch: Batch) -> Tensor:
         """Every level's forecast of a batch in dollars, ``(B, Q, H)`` float64."""
-        return self.to_dollars(self(batch["x"]), batch)
+        return self.to_dollars(self.adjustment(self(batch["x"]), batch), batch)
 
     def loss_fn(self, prediction: Tensor, batch: Batch) -> Tensor:
         """Loss of normalised forecasts ``(B, K, Q, H)`` (K forecasts of each window, K >= 1) against the batch's
@@ -214,7 +214,7 @@ class Forecaster(L.LightningModule):
     def training_loss(self, batch: Batch) -> Tensor:
         """The loss one optimizer step minimises (a scalar)."""
         # each member learns on its own loss, so they stay an ensemble rather than one wider network
-        return self.loss_fn(self.member_forecasts(batch["x"]), batch)
+        return self.loss_fn(self.adjustment(self.member_forecasts(batch["x"]), batch), batch)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self.training_loss(batch)
@@ -229,7 +229,7 @@ class Forecaster(L.LightningModule):
         return loss
 
     def _evaluate(self, batch: Batch, metrics: ForecastMetrics, intervals: IntervalMetrics | None, prefix: str) -> None:
-        prediction = self(batch["x"])  # (B, Q, H)
+        prediction = self.adjustment(self(batch["x"]), batch)  # (B, Q, H)
         loss = self.loss_fn(prediction[:, None], batch)
         self.log(f"{prefix}/loss", loss, batch_size=prediction.shape[0], sync_dist=True)
         dollars = self.to_dollars(prediction, batch)

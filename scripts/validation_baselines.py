@@ -1,0 +1,55 @@
+"""The simple baselines on validation years: relMAE (MAE / naive MAE) of drift and the mean-return drift, so that a
+validation-only backtest's ``val relMAE`` can be read against the year's best baseline.
+
+Usage:
+    python scripts/validation_baselines.py DATA_FILE --years 2010 2011 2012 [--base_len 30] [--horizon 10]
+
+Each year Y is scored as a validation-only fold sees it: validation windows with their targets in Y, the mean
+daily log-return learned from every training day through Y−1 (``forecast.data.baselines``). The model's MAE over
+the best baseline's is then ``val relMAE / min(1, drift, mean_return)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from forecast.data import StockDataModule
+from forecast.data.baselines import mean_daily_log_return
+from forecast.model.metrics import drift_forecast, naive_forecast
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data")
+    parser.add_argument("--years", type=int, nargs="+", required=True)
+    parser.add_argument("--base_len", type=int, default=30)
+    parser.add_argument("--horizon", type=int, default=10)
+    args = parser.parse_args()
+    print("| validation year | drift relMAE | mean-return relMAE | best |")
+    print("|---|---:|---:|---|")
+    for year in args.years:
+        train_end = f"{year - 1}-12-31"
+        dm = StockDataModule(source="csv", path=args.data, base_len=args.base_len, horizon=args.horizon,
+                             train_end=train_end, val_end=f"{year}-12-31")  # fmt: skip
+        dm.setup("fit")
+        val = dm.datasets["val"]
+        batch = val.__getitems__(list(range(len(val))))
+        base, target = batch["base_close"], batch["target"]  # (N, L), (N, H) dollars
+        mu = mean_daily_log_return(dm.load_panel(), train_end)
+        steps = torch.arange(1, args.horizon + 1, dtype=torch.float64)
+        forecasts = {
+            "naive": naive_forecast(base, args.horizon),
+            "drift": drift_forecast(base, args.horizon),
+            "mean_return": base[:, -1:] * torch.exp(mu * steps),
+        }
+        mae = {name: float((f - target).abs().mean()) for name, f in forecasts.items()}
+        rel = {name: mae[name] / mae["naive"] for name in mae}
+        best = min(rel, key=rel.__getitem__)
+        print(f"| {year} | {rel['drift']:.4f} | {rel['mean_return']:.4f} | {best} ({np.round(rel[best], 4)}) |")
+
+
+if __name__ == "__main__":
+    main()
