@@ -81,27 +81,28 @@ def test_exported_file_forecasts_as_predict_does(fmt, checkpoint, small_panel, t
             np.testing.assert_allclose(got[k].reshape(want.shape), want, rtol=1e-5)
 
 
-def test_a_batch_pooled_model_is_refused_in_one_line(tmp_path, small_panel):
-    _fit(tmp_path, small_panel, ["--model.pool", "batch"])
-    output = tmp_path / "out" / "model.pt2"
-    result = run_main(["export", "--ckpt_path", "best", "--output", str(output)], tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
+REFUSED = {
+    "pool-batch": (
+        ["--model.pool", "batch"],
         "error: a model trained with pool: batch cannot be exported: its regression pools the windows of a batch, so "
-        "a window's forecast depends on its batch mates; train with pool: sample"
-    ]
-    assert not output.exists()
+        "a window's forecast depends on its batch mates; train with pool: sample",
+    ),
+    "regime-gate": (
+        ["--model.regime_gate", "true"],
+        "error: a model with regime_gate: true cannot be exported: its gate reads a year of each ticker's past, more "
+        "than the window's prices the program takes; train without it",
+    ),
+}
 
 
-def test_a_regime_gated_model_is_refused_in_one_line(tmp_path, small_panel):
-    _fit(tmp_path, small_panel, ["--model.regime_gate", "true"])
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_what_cannot_be_one_program_is_refused_in_one_line(case, tmp_path, small_panel):
+    options, message = REFUSED[case]
+    _fit(tmp_path, small_panel, options)
     output = tmp_path / "out" / "model.pt2"
     result = run_main(["export", "--ckpt_path", "best", "--output", str(output)], tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "error: a model with regime_gate: true cannot be exported: its gate reads a year of each ticker's past, more "
-        "than the window's prices the program takes; train without it"
-    ]
+    assert result.stderr.strip().splitlines() == [message]
     assert not output.exists()
 
 
