@@ -87,11 +87,6 @@ REFUSED = {
         "error: a model trained with pool: batch cannot be exported: its regression pools the windows of a batch, so "
         "a window's forecast depends on its batch mates; train with pool: sample",
     ),
-    "regime-gate": (
-        ["--model.regime_gate", "true"],
-        "error: a model with regime_gate: true cannot be exported: its gate reads a year of each ticker's past, more "
-        "than the window's prices the program takes; train without it",
-    ),
 }
 
 

@@ -233,10 +233,11 @@ def test_the_divergence_watch_names_the_first_non_finite_step_read_back_later():
         watch.update(torch.tensor(float("inf")), 8, 3, check=True)
 
 
-def test_train_loss_is_logged_when_lightning_writes_as_the_mean_of_the_steps_since(tmp_path):
-    """log_every_n_steps 3 over 2 epochs of 4 steps: Lightning writes after optimizer steps 3 and 6 (its step
-    numbers 2 and 5); each value is the mean of the losses of the steps since the last write, taken from the
-    loop's own outputs; lambda is written with it."""
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_train_loss_is_logged_when_lightning_writes_as_the_mean_of_the_steps_since(tmp_path, accumulate):
+    """log_every_n_steps 3 over 2 epochs of 4 optimizer steps: Lightning writes after optimizer steps 3 and 6 (its
+    step numbers 2 and 5); each value is the mean of the losses of the batches since the last write, taken from the
+    loop's own outputs (with gradient accumulation, of every batch of those steps); lambda is written with it."""
     import lightning as L
     from lightning.pytorch.callbacks import Callback
     from lightning.pytorch.loggers import Logger
@@ -262,13 +263,31 @@ def test_train_loss_is_logged_when_lightning_writes_as_the_mean_of_the_steps_sin
     dm = StockDataModule(source="synthetic", synthetic_tickers=3, batch_size=16, base_len=20, horizon=5)
     model = Forecaster(base_len=20, horizon=5, lookback=3)
     recorder = Recorder()
-    trainer = L.Trainer(max_epochs=2, limit_train_batches=4, limit_val_batches=0, log_every_n_steps=3,
-                        logger=recorder, callbacks=[recorder], enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=4 * accumulate, limit_val_batches=0, log_every_n_steps=3,
+                        accumulate_grad_batches=accumulate, logger=recorder, callbacks=[recorder],
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
     trainer.fit(model, datamodule=dm)
     steps = [(step, m["train/loss"], m["lambda"]) for step, m in recorder.written if "train/loss" in m]
     assert [s for s, _, _ in steps] == [2, 5]
-    losses = recorder.losses
-    assert steps[0][1] == pytest.approx(np.mean(losses[0:3]), rel=1e-6)
-    assert steps[1][1] == pytest.approx(np.mean(losses[3:6]), rel=1e-6)
+    losses = recorder.losses  # Lightning's outputs["loss"] is divided by accumulate: the batch's own loss times that
+    losses = [loss * accumulate for loss in losses]
+    assert steps[0][1] == pytest.approx(np.mean(losses[0 : 3 * accumulate]), rel=1e-6)
+    assert steps[1][1] == pytest.approx(np.mean(losses[3 * accumulate : 6 * accumulate]), rel=1e-6)
     assert all(lam > 0 for _, _, lam in steps)
+
+
+def test_an_anchored_model_learns_its_drift_from_the_training_days_and_keeps_it(tmp_path):
+    from forecast.data.baselines import mean_daily_log_return
+
+    dm = StockDataModule(source="synthetic", synthetic_tickers=3, batch_size=16, base_len=20, horizon=5,
+                         train_end="2015-12-31", val_end="2016-12-31")  # fmt: skip
+    model = Forecaster(base_len=20, horizon=5, lookback=3, anchor="mean_return")
+    assert torch.isnan(model.adjustment.drift)
+    trainer = fit_briefly(model, dm, tmp_path)
+    expected = mean_daily_log_return(dm.load_panel(), "2015-12-31")
+    assert model.adjustment.drift.item() == pytest.approx(expected, rel=1e-12) and expected != 0
+    path = tmp_path / "anchored.ckpt"
+    trainer.save_checkpoint(path)
+    assert Forecaster.load_from_checkpoint(path).adjustment.drift.item() == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="learns its drift from the training days of a StockDataModule"):
+        Forecaster(anchor="mean_return").adjustment.learn(object(), "fit")

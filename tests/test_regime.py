@@ -10,7 +10,7 @@ import torch
 from forecast.data.normalise import normalise_window
 from forecast.data.panel import build_panel
 from forecast.data.regime import regime_features
-from forecast.model.anchor import RegimeGate, anchor_offset
+from forecast.model.anchor import anchor_offset
 
 
 def _panel(closes: dict[str, list[float]]):
@@ -65,13 +65,3 @@ def test_anchor_offset_is_the_mean_return_path_from_the_last_value_in_normalised
     x, loc, scale = normalise_window(base, "log", 0)
     batch |= {"x": x, "loc": loc, "scale": scale, "normalisation": "log"}
     assert anchor_offset(batch, mu, 3)[:, 0].flatten().tolist() == pytest.approx([0.01, 0.02, 0.03] * 2, rel=1e-5)
-
-
-def test_the_regime_gate_starts_at_one_and_learns_from_the_regime():
-    torch.manual_seed(0)
-    gate = RegimeGate()
-    base = 100 * torch.exp(torch.cumsum(0.01 * torch.randn(4, 30, dtype=torch.float64), dim=1))
-    batch = {"base_close": base, "regime": torch.randn(4, 2)}
-    assert gate(batch).tolist() == [1.0] * 4
-    gate(batch).sum().backward()
-    assert gate.linear.weight.grad.abs().sum() > 0

@@ -6,8 +6,10 @@
   as ``log(vol / 0.2)`` (0 at 20 % a year, the order of a large-cap stock's);
 - the drawdown ``log(c_t / max c)`` over the same days (0 at a high, −0.69 at half of it).
 
-A ticker's first rows use the days they have (at least two returns; a row with fewer gets 0, 0). Computed once per
-panel (``(T, 2)`` float32) and gathered at each window's last base day.
+A ticker's first rows use the days they have (at least two returns; a row with fewer gets 0, 0: the features of
+a 20 % year at its high). ``(T, 2)`` float32; nothing in the model reads them yet (a regime gate on the model's
+correction was tried on the validation years and removed: docs/results.md); the volatility is the long-context
+prior the intervals of issue #30 are to start from.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from forecast.data.panel import Panel
 
 REGIME_DAYS = 252
 REGIME_FEATURES = ("log_vol", "drawdown")
+_MIN_VOL = 1e-4  # annualised: 0.01 % a year, far below any traded stock's
 
 
 def regime_features(panel: Panel, days: int = REGIME_DAYS) -> Tensor:
@@ -31,7 +34,7 @@ def regime_features(panel: Panel, days: int = REGIME_DAYS) -> Tensor:
     returns = log_close.groupby(owner).diff()  # NaN on each ticker's first day
     vol = returns.groupby(owner).rolling(days, min_periods=2).std().reset_index(level=0, drop=True).sort_index()
     peak = close.groupby(owner).rolling(days, min_periods=1).max().reset_index(level=0, drop=True).sort_index()
-    log_vol = np.log(vol * np.sqrt(252) / 0.2)
-    drawdown = log_close - np.log(peak)
+    log_vol = np.log(np.maximum(vol * np.sqrt(252), _MIN_VOL) / 0.2)  # a flat stretch: the floor, not −inf
+    drawdown = (log_close - np.log(peak)).where(vol.notna())  # rows with fewer than two returns: 0, 0
     features = np.stack([log_vol.to_numpy(), drawdown.to_numpy()], axis=1)
     return torch.from_numpy(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32))

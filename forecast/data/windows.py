@@ -17,7 +17,6 @@ from torch.utils.data import Dataset
 from forecast.data.calendar import DEFAULT_CALENDAR, next_sessions
 from forecast.data.normalise import normalise, normalise_window, window_stats
 from forecast.data.panel import Panel
-from forecast.data.regime import regime_features
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +120,6 @@ class WindowDataset(Dataset[Batch]):
         self.with_target = with_target
         self.calendar = calendar
         self.close_channel = panel.channels.index("Close")
-        self.regime = regime_features(panel)  # (T, 2), gathered at each window's last base day
         window_stats(torch.ones(1, 1, 2), normalisation)  # fail early on an unknown method
 
     def __len__(self) -> int:
@@ -143,7 +141,6 @@ class WindowDataset(Dataset[Batch]):
             "normalisation": self.normalisation,
             "base_close": self.panel.close[base_rows],
             "index": index,
-            "regime": self.regime[starts + self.base_len - 1],
             "ticker": [self.panel.names[k] for k in self.panel.ticker_of(starts.numpy())],
             "origin_date": [str(d) for d in self.panel.dates[(starts + self.base_len - 1).numpy()]],
         }

@@ -49,11 +49,6 @@ class PriceForecaster(nn.Module):
                 "first day and the tickers of its training file: export and serve need a normalisation that removes "
                 "the level (last_std, zscore, last or log)"
             )
-        if model.adjustment.gate is not None:
-            raise NotExportableError(
-                "a model with regime_gate: true cannot be exported: its gate reads a year of each ticker's past, more "
-                "than the window's prices the program takes; train without it"
-            )
         if model.adjustment.anchor != "last" and not bool(torch.isfinite(model.adjustment.drift)):
             raise NotExportableError("this anchored model has no drift (it was never fitted): fit it first")
         self.network = copy.deepcopy(model).eval()

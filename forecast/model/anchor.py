@@ -1,19 +1,15 @@
-"""What the model does to the network's forecasts before it issues them: an optional baseline anchor and regime gate.
+"""What the model does to the network's forecasts before it issues them: an optional baseline anchor.
 
 With ``anchor="mean_return"`` a window's forecast is ``path + correction`` where ``path[s] = last · exp(μ s)``,
 s = 1 .. H, is the mean-return baseline (μ: the mean daily log-return of every ticker's training days), so a network
 that has learned nothing forecasts that baseline instead of the last price. The offset of the path from the last
 value is added in the window's normalised units, where the loss is taken.
 
-With ``regime_gate`` the network's correction to the last value is scaled by a gate learned from the window's regime
-over a long context (:mod:`forecast.data.regime`), so that the model can learn to say less in some regimes.
-
-Both were tried on the validation years 2010–2012 (docs/results.md) and are options, not in ``configs/djia.yaml``.
+Tried on the validation years 2010–2012 (docs/results.md): an option, not in ``configs/djia.yaml``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -40,66 +36,39 @@ def anchor_offset(batch: Batch, drift: Tensor, horizon: int) -> Tensor:
     return offset.float()  # (B, 1, H)
 
 
-class RegimeGate(nn.Module):
-    """The size of the network's correction, learned from the window's regime: ``g = 2 sigmoid(w · r + b)`` in
-    (0, 2), 1 at initialisation (``w = b = 0``), multiplying the correction to the last value.
-
-    ``r`` ``(B, 3)``: the batch's ``regime`` (:func:`forecast.data.regime.regime_features` at the last base day:
-    long-context log volatility and drawdown) and the log ratio of the base's own realised volatility to the long one.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(3, 1)
-        nn.init.zeros_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
-
-    def forward(self, batch: Batch) -> Tensor:
-        """``(B,)`` gate of each window of ``batch``."""
-        regime = batch["regime"]  # (B, 2)
-        returns = torch.diff(batch["base_close"].log(), dim=-1)  # (B, L − 1)
-        short = torch.log(returns.std(dim=-1) * math.sqrt(252) / 0.2 + 1e-12).float() - regime[:, 0]
-        features = torch.cat([regime, short[:, None]], dim=1)  # (B, 3)
-        return 2 * torch.sigmoid(self.linear(features))[:, 0]
-
-
 class ForecastAdjustment(nn.Module):
-    """The network's normalised forecasts ``(B, ..., H)`` → the model's: gated (``regime_gate``), then anchored.
+    """The network's normalised forecasts ``(B, ..., H)`` → the model's: anchored on the mean-return path or not.
 
-    With neither option it has no weights and returns its input, so a default model's checkpoint keys do not change.
+    With ``anchor="last"`` it has no weights and returns its input, so a default model's checkpoint keys do not change.
     The anchor's μ is a buffer (kept in the checkpoint), learned from the DataModule's training split by
-    :meth:`learn` when a fit starts; NaN before that, which makes every forecast NaN (a fit stops, predict refuses).
+    :meth:`learn` when a fit starts.
     """
 
-    def __init__(self, anchor: str, regime_gate: bool, skip: bool, target_channel: int, horizon: int) -> None:
+    def __init__(self, anchor: str, skip: bool, horizon: int) -> None:
         super().__init__()
-        if anchor not in ANCHORS or ((anchor != "last" or regime_gate) and not skip):
+        if anchor not in ANCHORS or (anchor != "last" and not skip):
             raise ValueError(
-                f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}; anchor mean_return and regime_gate "
-                "need skip: true (they act on the correction to the last value)"
+                f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}; anchor mean_return needs skip: true (it "
+                "moves the correction's origin from the last value to the baseline's path)"
             )
-        self.anchor, self.channel, self.horizon = anchor, target_channel, horizon
-        self.gate = RegimeGate() if regime_gate else None
+        self.anchor, self.horizon = anchor, horizon
         if anchor != "last":
             self.register_buffer("drift", torch.tensor(float("nan"), dtype=torch.float64))
 
-    @property
-    def active(self) -> bool:
-        """Whether it changes anything."""
-        return self.anchor != "last" or self.gate is not None
-
     def learn(self, datamodule: Any, stage: str) -> None:
         """At the start of a fit: μ from the DataModule's training days (its ``train_end``)."""
-        if self.anchor != "last" and stage == "fit" and hasattr(datamodule, "load_panel"):
-            self.drift.fill_(mean_daily_log_return(datamodule.load_panel(), datamodule.hparams.train_end))
+        if self.anchor == "last" or stage != "fit":
+            return
+        hp = getattr(datamodule, "hparams", {})
+        if not hasattr(datamodule, "load_panel") or hp.get("split", "date") != "date":
+            raise ValueError(
+                "model.anchor mean_return learns its drift from the training days of a StockDataModule with "
+                "data.split date; use anchor last with other data"
+            )
+        self.drift.fill_(mean_daily_log_return(datamodule.load_panel(), hp["train_end"]))
 
     def forward(self, prediction: Tensor, batch: Batch) -> Tensor:
-        if not self.active:
+        if self.anchor == "last":
             return prediction
-        shape = (prediction.shape[0],) + (1,) * (prediction.ndim - 1)
-        if self.gate is not None:
-            skip = batch["x"][:, self.channel, -1].reshape(shape)
-            prediction = skip + self.gate(batch).reshape(shape) * (prediction - skip)
-        if self.anchor != "last":
-            prediction = prediction + anchor_offset(batch, self.drift, self.horizon).reshape(*shape[:-1], -1)
-        return prediction
+        shape = (prediction.shape[0],) + (1,) * (prediction.ndim - 2) + (-1,)  # (B, 1, ..., H)
+        return prediction + anchor_offset(batch, self.drift, self.horizon).reshape(shape)

@@ -45,8 +45,7 @@ class Forecaster(L.LightningModule):
             positive); 0.01 was best of 1, 0.1, 0.01, 0.001 on the 2015 and 2016 validation years.
         fit_intercept: unregularised intercept in each regression.
         skip: add the last normalised base value of Close, so the network predicts a correction to it.
-        anchor, regime_gate: ``anchor: mean_return`` corrects the mean-return baseline's path, not the last value;
-            ``regime_gate`` scales the correction by the long-context regime (:mod:`forecast.model.anchor`).
+        anchor: ``mean_return``: correct the mean-return baseline's path, not the last value (:mod:`.anchor`).
         loss: ``mse``, ``mae`` or ``huber`` in normalised units, or ``rel_mae``: the batch's MAE in dollars over the
             naive forecast's, the protocol's metric, which weights each window by what a normalised unit is worth.
         huber_delta: Huber threshold, in normalised units.
@@ -83,7 +82,6 @@ class Forecaster(L.LightningModule):
         fit_intercept: bool = False,
         skip: bool = True,
         anchor: Literal["last", "mean_return"] = "last",
-        regime_gate: bool = False,
         loss: Literal["mse", "mae", "huber", "rel_mae"] = "mae",
         huber_delta: float = 1.0,
         quantiles: list[float] | None = None,
@@ -96,7 +94,7 @@ class Forecaster(L.LightningModule):
         super().__init__()
         # optimizer factories are code, not hyperparameters: a checkpoint must load with weights_only=True
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "compile"])
-        self.adjustment = ForecastAdjustment(anchor, regime_gate, skip, target_channel, horizon)
+        self.adjustment = ForecastAdjustment(anchor, skip, horizon)
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
         if not 0 <= target_channel < in_channels:
@@ -218,10 +216,12 @@ class Forecaster(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self.training_loss(batch)
-        # Lightning writes step metrics when (optimizer steps + 1) % log_every_n_steps == 0: log only then, the mean
-        # loss since the last write (a self.log costs ~1 ms: two a step were 9% of a DJIA fit), and check then.
-        every, size = self.trainer.log_every_n_steps, batch["x"].shape[0]
-        due = every <= 1 or (self.global_step + 1) % every == 0 or bool(self.trainer.fast_dev_run)
+        # Lightning writes step metrics after a batch that steps the optimizer when (optimizer steps + 1) %
+        # log_every_n_steps == 0: log only then, the mean loss since the last write (a self.log costs ~1 ms: two a
+        # step were 9% of a DJIA fit), and check then.
+        every, size, trainer = self.trainer.log_every_n_steps, batch["x"].shape[0], self.trainer
+        steps = (batch_idx + 1) % trainer.accumulate_grad_batches == 0
+        due = (steps and (every <= 1 or (self.global_step + 1) % every == 0)) or bool(trainer.fast_dev_run)
         self.losses.update(loss, self.global_step, self.current_epoch, check=due)
         if due:
             self.log("train/loss", self.losses.take_mean().float(), prog_bar=True, batch_size=size)
