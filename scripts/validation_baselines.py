@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import torch
 
 from forecast.data import StockDataModule
 from forecast.data.baselines import mean_daily_log_return
-from forecast.model.metrics import drift_forecast, naive_forecast
+from forecast.model.metrics import drift_forecast, mean_return_forecast, naive_forecast
 
 
 def main() -> None:
@@ -39,11 +38,10 @@ def main() -> None:
         batch = val.__getitems__(list(range(len(val))))
         base, target = batch["base_close"], batch["target"]  # (N, L), (N, H) dollars
         mu = mean_daily_log_return(dm.load_panel(), train_end)
-        steps = torch.arange(1, args.horizon + 1, dtype=torch.float64)
         forecasts = {
             "naive": naive_forecast(base, args.horizon),
             "drift": drift_forecast(base, args.horizon),
-            "mean_return": base[:, -1:] * torch.exp(mu * steps),
+            "mean_return": mean_return_forecast(base, mu, args.horizon),
         }
         mae = {name: float((f - target).abs().mean()) for name, f in forecasts.items()}
         rel = {name: mae[name] / mae["naive"] for name in mae}

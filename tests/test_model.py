@@ -8,6 +8,7 @@ from helpers import fit_briefly
 from forecast.data import StockDataModule
 from forecast.model import Forecaster, ForecastMetrics, drift_forecast, naive_forecast
 from forecast.model.blocks import RidgePostdiction
+from forecast.model.metrics import mean_return_forecast
 
 
 @pytest.mark.parametrize("lookback", [None, 3])
@@ -104,6 +105,7 @@ def test_baselines_hand_computed():
     base = torch.tensor([[1.0, 2.0, 3.0]])
     assert naive_forecast(base, 2).tolist() == [[3.0, 3.0]]
     assert drift_forecast(base, 2).tolist() == [[4.0, 5.0]]
+    assert mean_return_forecast(base.double(), 0.1, 2)[0].tolist() == pytest.approx([3 * np.exp(0.1), 3 * np.exp(0.2)])
 
 
 @pytest.mark.parametrize("width", [1, 4, 13])

@@ -26,6 +26,7 @@ from forecast.data.windows import date_splits
 from forecast.model.metrics import (
     drift_forecast,
     in_percent,
+    mean_return_forecast,
     naive_forecast,
     naive_quantile_forecast,
     point_metrics,
@@ -154,7 +155,6 @@ def fold_forecasts(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, bas
     base = close[origin[:, None] + torch.arange(-base_len + 1, 1)]  # (N, L) dollars
     target = close[origin[:, None] + torch.arange(1, horizon + 1)]  # (N, H) dollars
     mu = mean_daily_log_return(panel, fold.val_end)
-    steps_ahead = torch.arange(1, horizon + 1, dtype=torch.float64)
     arrays = {
         "origin": expected_origins,
         "cell": cell,
@@ -164,7 +164,7 @@ def fold_forecasts(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, bas
         "model": torch.from_numpy(by_window("forecast")),
         "naive": naive_forecast(base, horizon),
         "drift": drift_forecast(base, horizon),
-        "mean_return": base[:, -1:] * torch.exp(mu * steps_ahead),
+        "mean_return": mean_return_forecast(base, mu, horizon),
     }
     levels = quantile_columns(predictions)
     if levels:

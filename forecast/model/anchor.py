@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from forecast.data.baselines import mean_daily_log_return
 from forecast.data.normalise import normalise
 from forecast.data.windows import Batch
+from forecast.model.metrics import mean_return_forecast
 
 ANCHORS = ("last", "mean_return")
 
@@ -28,9 +29,8 @@ def anchor_offset(batch: Batch, drift: Tensor, horizon: int) -> Tensor:
     ``drift``: μ, a float64 scalar tensor (per day). Uses the batch's dollar ``base_close`` ``(B, L)`` and its
     target channel's ``loc``/``scale`` ``(B, 1, 1)``; for ``last_std`` the offset is ``last (e^{μ s} − 1) / std``.
     """
-    last = batch["base_close"][:, -1:].double()  # (B, 1) dollars
-    steps = torch.arange(1, horizon + 1, dtype=torch.float64, device=last.device)
-    path = last * torch.exp(drift.to(last.device) * steps)  # (B, H)
+    base = batch["base_close"].double()  # (B, L) dollars
+    last, path = base[:, -1:], mean_return_forecast(base, drift, horizon)  # (B, 1), (B, H)
     loc, scale, method = batch["loc"], batch["scale"], batch["normalisation"]
     offset = normalise(path[:, None, :], loc, scale, method) - normalise(last[:, None, :], loc, scale, method)
     return offset.float()  # (B, 1, H)

@@ -27,6 +27,14 @@ def drift_forecast(base_close: Tensor, horizon: int) -> Tensor:
     return base_close[:, -1:] + slope[:, None] * steps
 
 
+def mean_return_forecast(base_close: Tensor, mu: float | Tensor, horizon: int) -> Tensor:
+    """Grow the last base value at a mean daily log-return ``mu`` (learned in training): ``c · exp(μ s)`` for step
+    s = 1 .. H, ``(B, L)`` dollars → ``(B, H)``."""
+    steps = torch.arange(1, horizon + 1, dtype=base_close.dtype, device=base_close.device)
+    mu = mu.to(base_close) if isinstance(mu, Tensor) else mu
+    return base_close[:, -1:] * torch.exp(mu * steps)
+
+
 def naive_quantile_forecast(base_close: Tensor, ratios: Tensor) -> Tensor:
     """The naive-quantile baseline: the last base value times the training split's ratio quantiles.
 
