@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 class CommandParser(argparse.ArgumentParser):
-    """A bad option raises ``argparse.ArgumentError``, which :mod:`forecast.main` prints as one line with exit 2."""
+    """A command's own options. A bad option raises ``argparse.ArgumentError``, which :mod:`forecast.main` prints as
+    one line with exit 2; an abbreviated option is refused (``--out`` never means ``--output``), as fit's are."""
+
+    def __init__(self, prog: str, description: str, **kwargs: Any) -> None:
+        super().__init__(prog=prog, description=description, allow_abbrev=False, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise argparse.ArgumentError(None, message)

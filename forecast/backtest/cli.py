@@ -37,7 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Walk-forward backtest: one fit per test year and seed, scored on that year, with a "
         "Diebold–Mariano test against the year's best simple baseline, and the forecasts' cross-sectional signal. "
         "Options not listed here are fit options (--config, --model.*, --data.*, --trainer.*), given to every fold.",
-        allow_abbrev=False,
         epilog="--debug (or FORECAST_DEBUG=1) shows the traceback of an error.",
     )
     parser.add_argument("--years", type=int, nargs="+", help="test years (validation years with --validation_only)")

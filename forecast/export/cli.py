@@ -17,7 +17,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a checkpoint's whole path from prices to dollars (per-window normalisation, the network, "
         "de-normalisation) as one program with a dynamic batch size; its input and output spec is in the file's "
         "metadata (docs/serving.md).",
-        allow_abbrev=False,
     )
     add_checkpoint_options(parser)
     parser.add_argument("--output", required=True, help="the file to write (.pt2 or .onnx)")

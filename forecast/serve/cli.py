@@ -21,7 +21,6 @@ def build_parser() -> argparse.ArgumentParser:
         description='Serve a checkpoint\'s forecasts over HTTP: POST /predict with {"prices": {"AAPL": [closes, '
         'oldest first], ...}} (each ticker\'s last base_len closes; optionally "last_date" for target dates); GET '
         "/health. Concurrent requests are batched. docs/serving.md.",
-        allow_abbrev=False,
     )
     add_checkpoint_options(parser)
     parser.add_argument("--port", type=int, default=8000, help="the port (default 8000)")

@@ -21,7 +21,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hyperparameter search with Optuna (TPE, median pruning after each year): each trial fits the "
         "search space's settings once per validation year and scores the mean best validation relMAE. Options "
         "not listed here are fit options (--config, --model.*, --data.*, --trainer.*), given to every trial.",
-        allow_abbrev=False,
         epilog="Writes OUT/best.yaml, tune.md, tune.json, tune.png and study.db (docs/tuning.md). "
         "--debug (or FORECAST_DEBUG=1) shows the traceback of an error.",
     )
