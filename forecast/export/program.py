@@ -79,7 +79,7 @@ class PriceForecaster(nn.Module):
         close, method = base[:, self.close], self.normalisation
         window = {"x": x, "base_close": close, "loc": loc, "scale": scale, "normalisation": method}
         prediction = self.network.adjustment(self.network(x), window)  # the anchor's offset, as the model adds it
-        dollars = denormalise(prediction.double(), loc, scale, self.normalisation)  # (B, Q, H)
+        dollars = denormalise(prediction.double(), loc, scale, method)  # (B, Q, H)
         return dollars[:, 0].float() if self.point else dollars.transpose(1, 2).float()  # (B, H) or (B, H, Q)
 
 

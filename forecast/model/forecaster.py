@@ -196,7 +196,7 @@ class Forecaster(L.LightningModule):
 
     def forecast_dollars(self, batch: Batch) -> Tensor:
         """Point forecasts (the median of a quantile model) of a batch in dollars, ``(B, H)`` float64."""
-        return self.to_dollars(self.adjustment(self(batch["x"]), batch), batch)[:, self.median_index]
+        return self.quantile_dollars(batch)[:, self.median_index]
 
     def quantile_dollars(self, batch: Batch) -> Tensor:
         """Every level's forecast of a batch in dollars, ``(B, Q, H)`` float64."""
