@@ -15,7 +15,7 @@ from forecast.backtest.summary import ENSEMBLE
 from forecast.plots import pyplot
 
 NAMES = {"naive": "naive", "drift": "drift", "mean_return": "mean-return", "naive_quantile": "naive-quantile"}
-NAMES |= {"vol_scaled": "vol-scaled", "model": "model", ENSEMBLE: "ensemble"}
+NAMES |= {"vol_scaled": "vol-scaled", "garch": "GARCH(1,1)", "model": "model", ENSEMBLE: "ensemble"}
 
 
 def _p(value: float | None) -> str:
@@ -167,10 +167,10 @@ def _interval_table(result: dict[str, Any]) -> list[str]:
     lines = [
         "## Quantile forecasts",
         "",
-        "Mean pinball loss (mean ± std over seeds) over the best interval baseline's of the year (naive-quantile or "
-        "vol-scaled, docs/backtest.md; below 1 beats it) with the DM p-value of the per-date pinball differential; "
-        "the scaled pinball against naive-quantile as the test loop reports it; each central interval's coverage "
-        "and mean width in dollars.",
+        "Mean pinball loss (mean ± std over seeds) over the best interval baseline's of the year (naive-quantile, "
+        "vol-scaled or GARCH(1,1), docs/backtest.md; below 1 beats it) with the DM p-value of the per-date pinball "
+        "differential; the scaled pinball against naive-quantile as the test loop reports it; each central "
+        "interval's coverage and mean width in dollars.",
         "",
         "| year | best interval baseline | vs best | DM p | vs naive-quantile | "
         + " | ".join(f"{n}% coverage | {n}% width $ | baseline {n}% coverage" for n in coverages)
@@ -194,6 +194,13 @@ def _interval_table(result: dict[str, Any]) -> list[str]:
                 _num(baseline),
             ]
         lines.append("| " + " | ".join(cells) + " |")
+    skipped = {
+        f"{NAMES[name]} ({year}): {why}"
+        for year, e in years.items()
+        for name, why in e.get("interval_skipped", {}).items()
+    }
+    if skipped:
+        lines += ["", "Interval baselines skipped, so not in the bar: " + "; ".join(sorted(skipped)) + "."]
     return lines
 
 

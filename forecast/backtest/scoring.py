@@ -17,6 +17,7 @@ import torch
 
 from forecast.backtest.dm import DMResult, diebold_mariano, per_date
 from forecast.backtest.folds import BacktestError, FoldDates
+from forecast.backtest.garch import garch_forecast
 from forecast.backtest.intervals import IntervalScore, score_intervals
 from forecast.backtest.signal import SignalSeries, signal_series
 from forecast.backtest.tickers import mean_mase, naive_scale, ticker_scores
@@ -111,8 +112,8 @@ def _origin_rows(panel: Panel, frame: pd.DataFrame) -> np.ndarray:
 def fold_forecasts(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, base_len: int, horizon: int) -> dict:
     """The fold's test windows as arrays: ``origin`` rows (N,), ``cell`` (each file row's ``window · H + step −
     1``), ``tickers`` (N,), ``last`` close (N,), ``target`` and each forecaster's ``(N, H)``; with quantile
-    columns also ``levels``, the model's ``quantiles`` and the interval baselines' ``naive_quantile`` and
-    ``vol_scaled`` forecasts ``(N, Q, H)``.
+    columns also ``levels``, the model's ``quantiles`` and the interval baselines' ``naive_quantile``,
+    ``vol_scaled`` and ``garch`` forecasts ``(N, Q, H)`` (``skipped``: ``{"garch": why}`` when it could not run).
 
     Raises:
         BacktestError: the file misses or adds windows, steps, or target dates of the fold's test split.
@@ -173,6 +174,8 @@ def fold_forecasts(panel: Panel, predictions: pd.DataFrame, fold: FoldDates, bas
         arrays["quantiles"] = torch.from_numpy(np.stack([by_window(c) for c in levels.values()], axis=1))
         arrays["naive_quantile"] = naive_quantile_forecast(base, torch.from_numpy(ratios))
         arrays["vol_scaled"] = vol_scaled_forecast(base, mu, list(levels), horizon)
+        garch, why_not = garch_forecast(panel, expected_origins, fold.val_end, list(levels), horizon)
+        arrays |= {"garch": garch} if garch is not None else {"skipped": {"garch": why_not}}
     return arrays
 
 

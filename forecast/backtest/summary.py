@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from forecast.backtest.dm import diebold_mariano
+from forecast.backtest.intervals import INTERVAL_BASELINES
 from forecast.backtest.scoring import BASELINES, FoldScore
 from forecast.backtest.signal import SignalSeries, combine, signal_stats
 from forecast.backtest.tickers import share_beating
@@ -172,8 +173,12 @@ def summarise(
         if first.intervals:
             entry["interval_best_baseline"] = first.intervals.best
             entry["interval_baselines"] = {
-                k: v for k, v in first.intervals.metrics.items() if k.startswith(("naive_quantile_", "vol_scaled_"))
+                k: v
+                for k, v in first.intervals.metrics.items()
+                if k.startswith(tuple(f"{n}_" for n in INTERVAL_BASELINES))
             }
+            if first.intervals.skipped:
+                entry["interval_skipped"] = first.intervals.skipped
         if first.signal is not None:
             entry["signal"] = {}
             for name in forecasters:
