@@ -5,6 +5,7 @@ DataFrames (``forecast.read_backtest``). The same rule for settings as the comma
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ from forecast.data.calendar import session_on_or_before
 from forecast.data.errors import DataError
 from forecast.data.windows import WindowDataset
 from forecast.model import Forecaster
+from forecast.model.conformal import UNCALIBRATED
+
+log = logging.getLogger(__name__)
 
 DATA_KEYWORDS = ("calendar", "batch_size", "tickers", "train_end", "val_end", "test_end", "price_column", "date_format")
 """Data settings :meth:`ForecastModel.predict` takes as keywords (which data and how to read it); the rest of the
@@ -50,6 +54,8 @@ def load(checkpoint: str | Path = "best", root: str | Path = ".", device: str = 
     hyper = {k: v for k, v in (ckpt.get("hyper_parameters") or {}).items() if not k.startswith("_")}
     model = Forecaster(**hyper)
     model.load_state_dict(ckpt["state_dict"])
+    if model.calibration is not None and not bool(model.calibration.calibrated):
+        log.warning("%s: %s", given, UNCALIBRATED)
     return ForecastModel(model.eval().to(device), ckpt, Path(given).absolute(), device)
 
 

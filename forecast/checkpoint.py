@@ -56,13 +56,12 @@ class SettingConflictError(UserError):
 def read_checkpoint(path: str) -> dict[str, Any]:
     """Load a checkpoint safely (``weights_only=True``), or raise a one-line :class:`CheckpointError`.
 
-    The result is cached while the file stays the same, and shared: callers must not modify it.
+    Cached while the file stays the same, and shared: callers must not modify it. In today's layout (upgraded).
     """
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(f"checkpoint not found: {path}; pass an existing .ckpt file (or last / best)")
-    stat = file.stat()
-    return _read_checkpoint(str(file.absolute()), stat.st_mtime_ns, stat.st_size)
+    return _read_checkpoint(str(file.absolute()), file.stat().st_mtime_ns, file.stat().st_size)
 
 
 @functools.lru_cache(maxsize=4)  # parsing, restoring and checking the same file: read it once
@@ -75,7 +74,19 @@ def _read_checkpoint(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or "predictor.ridge.raw_lam" not in state:
         raise CheckpointError(f"{path} is not a checkpoint of a forecast model (no ridge predictor in its weights)")
+    upgrade_checkpoint(ckpt)
     return ckpt
+
+
+def upgrade_checkpoint(ckpt: dict[str, Any]) -> None:
+    """An older quantile model's checkpoint in today's layout, in place: its second network (``intervals: network``,
+    the only kind then) and uncalibrated conformal shifts (``calibration.*``)."""
+    hparams, state = ckpt.get("hyper_parameters") or {}, ckpt.get("state_dict") or {}
+    levels = hparams.get("quantiles") or []
+    if len(levels) > 1:
+        hparams.setdefault("intervals", "network")
+        state.setdefault("calibration.shifts", torch.zeros(len(levels), int(hparams["horizon"])))
+        state.setdefault("calibration.calibrated", torch.zeros((), dtype=torch.bool))
 
 
 def plain_data(value: Any) -> Any:
@@ -109,12 +120,11 @@ class CheckpointSettings:
     @classmethod
     def of(cls, ckpt: dict[str, Any]) -> CheckpointSettings:
         """The settings a loaded checkpoint carries, split by the rule."""
-        model = {k: plain_data(v) for k, v in (ckpt.get("hyper_parameters") or {}).items() if not k.startswith("_")}
-        data = {
-            k: plain_data(v)
-            for k, v in (ckpt.get("datamodule_hyper_parameters") or {}).items()
-            if not k.startswith("_")
-        }
+
+        def public(key: str) -> dict[str, Any]:
+            return {k: plain_data(v) for k, v in (ckpt.get(key) or {}).items() if not k.startswith("_")}
+
+        model, data = public("hyper_parameters"), public("datamodule_hyper_parameters")
         for linked in LINKED_MODEL:
             model.pop(linked, None)
         model |= {k: plain_data(v) for k, v in (ckpt.get(TRAINING_KEY) or {}).items() if k in RESUMED_MODEL}
@@ -190,8 +200,7 @@ def check_weights(path: str, ours: dict[str, torch.Tensor]) -> None:
     """A :class:`CheckpointError` when the checkpoint's weights do not fit a model whose ``state_dict`` is ``ours``
     (missing, unexpected or resized tensors): caught before any output is written."""
     theirs = read_checkpoint(path)["state_dict"]
-    missing = sorted(set(ours) - set(theirs))
-    unexpected = sorted(set(theirs) - set(ours))
+    missing, unexpected = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
     resized = sorted(k for k in set(ours) & set(theirs) if tuple(ours[k].shape) != tuple(theirs[k].shape))
     if missing or unexpected or resized:
         first = (missing or unexpected or resized)[0]

@@ -53,6 +53,19 @@ def test_test_end_closes_the_test_split_like_a_backtest_year():
     assert closed["val"].tolist() == open_ended["val"].tolist()
 
 
+def test_the_calibration_split_is_the_validation_year_last_days_hand_computed():
+    panel = build_panel(_tiny_frame(), ["Close"], None, min_length=5)
+    # base 2, horizon 2: window s has targets at rows s+2, s+3. Validation (first target > 01-03, last <= 01-13):
+    # A s=1..5 (targets 06/07, 07/08, 08/09, 09/10, 10/13) and B s=10, 11 (06/07, 07/08): first target days
+    # 06 07 08 09 10; fraction 0.4 cuts at the 3rd of 5 (int(5 · 0.6) = 3): 01-08
+    splits = date_splits(panel, 2, 2, train_end="2020-01-03", val_end="2020-01-13", calibration_fraction=0.4)
+    assert splits["val"].tolist() == [1, 2, 10, 11]  # last target on or before 01-08
+    assert splits["calibration"].tolist() == [4, 5]  # first target after 01-08; A s=3 (08/09) straddles: neither
+    plain = date_splits(panel, 2, 2, train_end="2020-01-03", val_end="2020-01-13")
+    assert plain["val"].tolist() == [1, 2, 3, 4, 5, 10, 11] and plain["calibration"].tolist() == []
+    assert plain["train"].tolist() == splits["train"].tolist() and plain["test"].tolist() == splits["test"].tolist()
+
+
 def test_batch_contents_hand_computed():
     panel = build_panel(_tiny_frame(), ["Close"], None, min_length=5)
     from forecast.data.windows import WindowDataset

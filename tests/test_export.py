@@ -18,7 +18,7 @@ MODELS = {
     "point": [],
     "quantile-volume": [
         *("--data.channels", "[Close, Volume]", "--data.normalisation", "zscore"),
-        *("--model.quantiles", "[0.1, 0.5, 0.9]"),
+        *("--model.quantiles", "[0.1, 0.5, 0.9]", "--data.calibration_fraction", "0.5"),  # conformal shifts too
     ],
     "anchored": ["--model.anchor", "mean_return"],  # the mean-return path's offset is part of the program
 }

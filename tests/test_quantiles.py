@@ -2,6 +2,7 @@
 naive-quantile baseline by hand, and the CLI's quantile columns and tables."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -9,6 +10,7 @@ import pytest
 import torch
 from conftest import CUSTOM
 from helpers import SMALL, run_dir, run_main
+from scipy import stats
 
 from forecast.data.baselines import naive_quantile_ratios
 from forecast.data.panel import build_panel
@@ -113,13 +115,14 @@ def test_a_median_alone_is_the_mae_model_and_levels_give_ordered_dollars(batch):
         Forecaster(quantiles=LEVELS, loss="mse")
 
 
-def test_the_median_of_a_quantile_model_trains_as_the_point_model(batch):
+@pytest.mark.parametrize("intervals", ["vol_prior", "network"])
+def test_the_median_of_a_quantile_model_trains_as_the_point_model(batch, intervals):
     """Same seed: the same initial network, the same median; the point path's gradients are the point model's
     scaled by the median's share of the loss (1/3 of three levels), so Adam takes the same steps."""
     torch.manual_seed(0)
     point = Forecaster()
     torch.manual_seed(0)
-    model = Forecaster(quantiles=LEVELS)
+    model = Forecaster(quantiles=LEVELS, intervals=intervals)
     torch.testing.assert_close(model.forecast_dollars(batch), point.forecast_dollars(batch))
     point.training_loss(batch).backward()
     model.training_loss(batch).backward()
@@ -127,7 +130,29 @@ def test_the_median_of_a_quantile_model_trains_as_the_point_model(batch):
         point.named_parameters(), [dict(model.named_parameters())[n] for n, _ in point.named_parameters()], strict=True
     ):
         torch.testing.assert_close(3 * q.grad, p.grad, rtol=1e-4, atol=1e-5, msg=name)  # float32 sums
-    assert all(p.grad.abs().sum() > 0 for p in model.interval_net.parameters())
+    others = model.interval_net if intervals == "network" else model.prior
+    assert all(p.grad.abs().sum() > 0 for p in others.parameters())
+
+
+def test_the_volatility_prior_starts_as_the_random_walk_of_the_base_volatility(batch):
+    """At the start (g = 0) level τ at step s is the median + z_τ σ √s, σ the std of the base's daily changes in
+    normalised units; a learned g scales the steps between neighbouring levels by exp(g)."""
+    levels = [0.05, 0.1, 0.5, 0.9]
+    torch.manual_seed(0)
+    model = Forecaster(quantiles=levels)
+    out = model(batch["x"]).double()  # (B, Q, H)
+    close = batch["x"][:, 0].double()
+    sigma = torch.from_numpy(np.std(np.diff(close.numpy(), axis=1), axis=1, ddof=1))
+    z = torch.from_numpy(stats.norm.ppf(levels))
+    expected = out[:, 2:3] + z[None, :, None] * sigma[:, None, None] * torch.arange(1, 11).double().sqrt()
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        model.prior.scale.bias.copy_(torch.tensor([0.0, math.log(2.0), math.log(3.0)]))  # (0.05→0.1, 0.1→0.5, 0.5→0.9)
+    scaled = model(batch["x"]).double()
+    gaps = out[:, 2:3] - out  # distances from the median at g = 0
+    torch.testing.assert_close(scaled[:, 3] - scaled[:, 2], 3 * gaps[:, 3].abs(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(scaled[:, 2] - scaled[:, 1], 2 * gaps[:, 1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(scaled[:, 1] - scaled[:, 0], gaps[:, 0] - gaps[:, 1], rtol=1e-5, atol=1e-5)
 
 
 def test_fit_test_predict_with_quantiles(tmp_path):

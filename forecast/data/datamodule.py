@@ -70,6 +70,8 @@ class StockDataModule(L.LightningDataModule):
         train_end: last target day of a training window (``YYYY-MM-DD``).
         val_end: last target day of a validation window; test windows start after it.
         test_end: last target day of a test window (default: the data's end); a backtest year ends here.
+        calibration_fraction: the share of the validation year's last days kept apart to calibrate a quantile
+            model's intervals (split conformal: they never choose the checkpoint; 0: no calibration).
         normalisation: per-window scaling from the base only: ``none``, ``last``, ``zscore``, ``last_std``
             (centre on the last value, divide by the base std) or ``log``.
         predict_set: ``test`` (every test window, a backtest) or ``latest`` (per ticker, the base ending on
@@ -100,6 +102,7 @@ class StockDataModule(L.LightningDataModule):
         train_end: str = "2015-12-31",
         val_end: str = "2016-12-31",
         test_end: str | None = None,
+        calibration_fraction: float = 0.0,
         normalisation: Literal["none", "last", "zscore", "last_std", "log"] = "zscore",
         predict_set: Literal["test", "latest"] = "test",
         batch_size: int = 256,
@@ -117,8 +120,9 @@ class StockDataModule(L.LightningDataModule):
             raise ValueError(f"channels must include Close (the target), got {channels}")
         if normalisation not in METHODS:
             raise ValueError(f"unknown normalisation {normalisation!r}; choose one of {', '.join(METHODS)}")
-        if base_len < 2 or horizon < 1 or stride < 1:
-            raise ValueError(f"need base_len >= 2, horizon >= 1, stride >= 1; got {base_len}, {horizon}, {stride}")
+        if base_len < 2 or horizon < 1 or stride < 1 or not 0 <= calibration_fraction < 1:
+            raise ValueError(f"need base_len >= 2, horizon >= 1, stride >= 1, 0 <= calibration_fraction < 1; got "
+                             f"{base_len}, {horizon}, {stride}, {calibration_fraction}")  # fmt: skip
         self.save_hyperparameters(ignore=["path"] if self.frame is not None else None)
         if self.frame is not None:  # a table in memory: a checkpoint records where the data came from, not the data
             self.hparams["path"], self.hparams["source"] = None, "dataframe"
@@ -218,27 +222,18 @@ class StockDataModule(L.LightningDataModule):
             log.warning("split=tutorial: random split of segments, future windows leak into training (comparison only)")
             splits = tutorial_splits(panel, hp.base_len, hp.horizon, hp.seed)
         else:
-            splits = date_splits(panel, hp.base_len, hp.horizon, hp.train_end, hp.val_end, hp.stride, hp.test_end)
+            splits = date_splits(panel, hp.base_len, hp.horizon, hp.train_end, hp.val_end, hp.stride, hp.test_end,
+                                 hp.calibration_fraction)  # fmt: skip
         for name, starts in splits.items():
             self.datasets[name] = WindowDataset(panel, starts, hp.base_len, hp.horizon, hp.normalisation)
         if hp.predict_set == "latest":
-            self.datasets["predict"] = WindowDataset(
-                panel,
-                latest_starts(panel, hp.base_len),
-                hp.base_len,
-                hp.horizon,
-                hp.normalisation,
-                with_target=False,
-                calendar=hp.calendar,
-            )
+            latest = latest_starts(panel, hp.base_len)
+            self.datasets["predict"] = WindowDataset(panel, latest, hp.base_len, hp.horizon, hp.normalisation,
+                                                     with_target=False, calendar=hp.calendar)  # fmt: skip
         else:
             self.datasets["predict"] = self.datasets["test"]
-        log.info(
-            "windows: train %d, val %d, test %d, predict (%s) %d",
-            *(len(self.datasets[k]) for k in ("train", "val", "test")),
-            hp.predict_set,
-            len(self.datasets["predict"]),
-        )
+        log.info("windows: train %d, val %d, calibration %d, test %d, predict (%s) %d", *(len(self.datasets[k]) for k in
+                 ("train", "val", "calibration", "test")), hp.predict_set, len(self.datasets["predict"]))  # fmt: skip
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[name]
@@ -268,8 +263,10 @@ class StockDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        # the calibration windows, when kept apart, are a second loader: the model collects, never scores, them
+        calibration = self.datasets.get("calibration")
+        return [self._loader("val"), self._loader("calibration")] if calibration else self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")

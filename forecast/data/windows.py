@@ -41,6 +41,7 @@ def date_splits(
     val_end: str,
     train_stride: int = 1,
     test_end: str | None = None,
+    calibration_fraction: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Split windows by date (see the protocol): returns start rows for ``train``, ``val`` and ``test``.
 
@@ -48,7 +49,10 @@ def date_splits(
     test: first target day > ``val_end`` and, when ``test_end`` is given, last <= ``test_end`` (a backtest year).
     Windows whose target straddles a boundary belong to no split.
     Validation and test windows are taken at every origin so their metrics follow the protocol;
-    ``train_stride`` thins the training windows only.
+    ``train_stride`` thins the training windows only. ``calibration_fraction`` f > 0 keeps the validation year's last
+    days for ``calibration``: with d the day at fraction 1 − f of the validation windows' first target days, val
+    keeps the windows whose last target day is on or before d, calibration those whose first is after it (the
+    windows between belong to neither); otherwise ``calibration`` is empty.
     """
     starts = window_starts(panel, base_len + horizon)
     first_target = panel.dates[starts + base_len]
@@ -62,11 +66,13 @@ def date_splits(
         owner = panel.ticker_of(train)
         first_of_owner = panel.offsets[owner]
         train = train[(train - first_of_owner) % train_stride == 0]
-    return {
-        "train": train,
-        "val": starts[(first_target > train_end_d) & (last_target <= val_end_d)],
-        "test": starts[test],
-    }
+    val = (first_target > train_end_d) & (last_target <= val_end_d)
+    calibration = np.zeros_like(val)
+    if calibration_fraction > 0 and val.any():
+        days = np.unique(first_target[val])
+        cut = days[max(int(len(days) * (1 - calibration_fraction)) - 1, 0)]
+        calibration, val = val & (first_target > cut), val & (last_target <= cut)
+    return {"train": train, "val": starts[val], "test": starts[test], "calibration": starts[calibration]}
 
 
 def tutorial_splits(panel: Panel, base_len: int, horizon: int, seed: int) -> dict[str, np.ndarray]:
@@ -80,7 +86,7 @@ def tutorial_splits(panel: Panel, base_len: int, horizon: int, seed: int) -> dic
     order = np.random.default_rng(seed).permutation(len(starts))
     cut = round(0.7 * len(starts))
     held_out = np.sort(starts[order[cut:]])
-    return {"train": np.sort(starts[order[:cut]]), "val": held_out, "test": held_out}
+    return {"train": np.sort(starts[order[:cut]]), "val": held_out, "test": held_out, "calibration": starts[:0]}
 
 
 def latest_starts(panel: Panel, base_len: int) -> np.ndarray:

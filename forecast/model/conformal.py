@@ -16,9 +16,10 @@ then covers a new target with probability at least 1 − 2τ, and at most 1 − 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def conformal_shifts(quantiles: Tensor, target: Tensor, levels: list[float]) -> Tensor:
@@ -53,7 +54,60 @@ def apply_shifts(quantiles: Tensor, shifts: Tensor, median_index: int) -> Tensor
     """Shifted quantiles ``(..., Q, H)`` from forecasts ``(..., Q, H)`` and shifts ``(Q, H)``, kept non-crossing
     outward from the median, which never moves: each level above it is at least the one below (a running
     maximum), each level below it at most the one above (a running minimum)."""
-    shifted = quantiles + shifts
-    upper = torch.cummax(shifted[..., median_index:, :], dim=-2).values
-    lower = torch.cummin(shifted[..., : median_index + 1, :].flip(-2), dim=-2).values.flip(-2)
-    return torch.cat([lower[..., :median_index, :], upper], dim=-2)
+    levels = list((quantiles + shifts).unbind(-2))  # a loop over the static Q: elementwise, so ONNX exports it
+    for j in range(median_index + 1, len(levels)):
+        levels[j] = torch.maximum(levels[j], levels[j - 1])
+    for j in range(median_index - 1, -1, -1):
+        levels[j] = torch.minimum(levels[j], levels[j + 1])
+    return torch.stack(levels, dim=-2)
+
+
+UNCALIBRATED = (
+    "this model's intervals are not calibrated (its checkpoint predates calibration, or it was trained without "
+    "--data.calibration_fraction): their coverage can differ from the nominal levels"
+)
+
+
+class IntervalCalibration(nn.Module):
+    """A quantile model's conformal shifts ``(Q, H)`` (normalised units) and whether they were learned, kept in its
+    checkpoint (``calibration.shifts``, ``calibration.calibrated``) and applied by its forward pass, so that
+    ``predict``, the Python API, the exported program and the service all forecast calibrated intervals.
+
+    Each validation epoch the windows of the calibration split (``--data.calibration_fraction``: the validation
+    year's last days, which never choose the checkpoint) are collected with their targets, and the shifts are
+    refitted from the epoch's own weights: every checkpoint holds the calibration of its weights.
+    """
+
+    def __init__(self, levels: list[float], horizon: int) -> None:
+        super().__init__()
+        self.levels, self.median_index = levels, levels.index(0.5)
+        self.register_buffer("shifts", torch.zeros(len(levels), horizon))
+        self.register_buffer("calibrated", torch.zeros((), dtype=torch.bool))
+        self._windows: list[tuple[Tensor, Tensor]] = []
+
+    def forward(self, quantiles: Tensor) -> Tensor:
+        """Calibrated quantiles ``(..., Q, H)`` (unchanged while uncalibrated: the shifts are zero)."""
+        return apply_shifts(quantiles, self.shifts.to(quantiles.dtype), self.median_index)
+
+    def collect(self, quantiles: Tensor, target: Tensor) -> None:
+        """Keep a batch of uncalibrated forecasts ``(B, Q, H)`` and targets ``(B, H)``, normalised units."""
+        self._windows.append((quantiles.detach().float(), target.detach().float()))
+
+    def fit(self, gather: Callable[[Tensor], Tensor]) -> None:
+        """Refit the shifts from the windows collected (over every process: ``gather`` is the LightningModule's
+        ``all_gather``) and forget them; nothing when none were collected."""
+        windows, self._windows = self._windows, []
+        if not windows:
+            return
+        quantiles = torch.cat([q for q, _ in windows])
+        target = torch.cat([t for _, t in windows])
+        rows = torch.cat([quantiles.flatten(1), target], dim=1)  # (n, Q·H + H): one tensor to gather
+        count = gather(torch.tensor(len(rows), device=rows.device)).reshape(-1)
+        padded = torch.full((int(count.max()), rows.shape[1]), float("nan"), device=rows.device)
+        padded[: len(rows)] = rows
+        everything = gather(padded).reshape(-1, rows.shape[1])
+        everything = everything[~everything.isnan().any(dim=1)]
+        q, h = self.shifts.shape
+        shifts = conformal_shifts(everything[:, : q * h].reshape(-1, q, h), everything[:, q * h :], self.levels)
+        self.shifts.copy_(shifts)
+        self.calibrated.fill_(True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import lightning as L
@@ -9,19 +10,23 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from forecast.checkpoint import INIT_FROM_KEY, TRAINING_KEY
+from forecast.checkpoint import INIT_FROM_KEY, TRAINING_KEY, upgrade_checkpoint
 from forecast.data.normalise import denormalise
 from forecast.data.windows import Batch
 from forecast.model.anchor import ForecastAdjustment
 from forecast.model.blocks import postdiction_network
+from forecast.model.conformal import UNCALIBRATED, IntervalCalibration
+from forecast.model.evaluation import EvaluationSteps
 from forecast.model.loss_watch import LossWatch
 from forecast.model.losses import LOSSES, forecast_loss
-from forecast.model.metrics import ForecastMetrics, naive_quantile_forecast
+from forecast.model.metrics import ForecastMetrics
 from forecast.model.optim import optimizer_and_schedule
-from forecast.model.quantiles import IntervalMetrics, check_levels, interval_quantiles
+from forecast.model.quantiles import IntervalMetrics, VolatilityPrior, check_levels, interval_quantiles
+
+log = logging.getLogger(__name__)
 
 
-class Forecaster(L.LightningModule):
+class Forecaster(EvaluationSteps, L.LightningModule):
     """Forecast ``horizon`` days of Close from a normalised base of ``base_len`` days.
 
     Shapes: input ``x`` (B, C, L) → encoder (B, E, L) → ridge postdiction (B, E, H) → decoder (B, 1, H), all in
@@ -50,11 +55,11 @@ class Forecaster(L.LightningModule):
             naive forecast's, the protocol's metric, which weights each window by what a normalised unit is worth.
         huber_delta: Huber threshold, in normalised units.
         quantiles: quantile levels to forecast (unset: a point forecast), e.g. ``[0.1, 0.5, 0.9]`` (increasing, in
-            (0, 1), with 0.5: the median is the point forecast). The network forecasts the median; a second network
-            of the same shape (its own encoder, ridge layer and decoder, trained side by side) gives the steps from
-            the median to the other levels, non-crossing by construction (:func:`.quantiles.interval_quantiles`).
-            The loss is twice the pinball loss averaged over the levels (for 0.5 alone exactly the ``mae`` loss); the
-            other levels' losses never reach the median's path, so the median trains as the point model does.
+            (0, 1), with 0.5: the median is the point forecast), non-crossing by construction. The loss is twice the
+            pinball loss averaged over the levels; the other levels' losses never reach the median's path.
+        intervals: how the other levels are made: ``vol_prior`` (a learned correction to the base's own volatility
+            random walk, :class:`.quantiles.VolatilityPrior`: one small convolution) or ``network`` (a second network
+            of the same shape learns the steps from the median: twice the cost; checkpoints before it was an option).
         members: an ensemble of this many independently initialised networks, trained side by side (grouped
             convolutions, one regression per member and window, a shared λ), each on its own loss; forecast: the mean.
         compile: run the network through ``torch.compile`` (``fullgraph=True``); not in the checkpoint (same weight
@@ -85,6 +90,7 @@ class Forecaster(L.LightningModule):
         loss: Literal["mse", "mae", "huber", "rel_mae"] = "mae",
         huber_delta: float = 1.0,
         quantiles: list[float] | None = None,
+        intervals: Literal["vol_prior", "network"] = "vol_prior",
         lam_lr: float | None = None,
         members: int = 1,
         compile: bool = False,
@@ -118,8 +124,11 @@ class Forecaster(L.LightningModule):
 
         point = network(1)  # built first, so that the point path starts as the point model's does
         self.encoder, self.predictor, self.decoder = point["encoder"], point["predictor"], point["decoder"]
-        # the other quantile levels come from a second network of the same shape, trained on their losses alone
-        self.interval_net = network(len(self.levels) - 1) if len(self.levels) > 1 else None
+        # the other levels: a correction to a volatility prior, or a second network of the same shape
+        self.interval_net = network(len(self.levels) - 1) if len(self.levels) > 1 and intervals == "network" else None
+        many = len(self.levels) > 1 and intervals == "vol_prior"
+        self.prior = VolatilityPrior(self.levels, encoder_channels[-1], members, target_channel) if many else None
+        self.calibration = IntervalCalibration(self.levels, horizon) if len(self.levels) > 1 else None
         self.optimizer_factory, self.scheduler_factory, self.losses = optimizer, lr_scheduler, LossWatch()
         self.compile_network = compile  # not self.compile: that is nn.Module's own method
         self._compiled: Any = None  # made at the first call; not a module, so no weight names of its own
@@ -150,20 +159,21 @@ class Forecaster(L.LightningModule):
         self.adjustment.learn(datamodule, stage)  # the anchor's μ, from the training days
 
     # ----------------------------------------------------------------------------------------------- model
-    def forward(self, x: Tensor) -> Tensor:
-        """Normalised base ``(B, C, L)`` → normalised forecast ``(B, Q, H)`` (Q = 1: point), the members' mean."""
-        return self.member_forecasts(x).mean(dim=1)
+    def forward(self, x: Tensor, calibrated: bool = True) -> Tensor:
+        """Normalised base ``(B, C, L)`` → normalised forecast ``(B, Q, H)`` (Q = 1: point), the members' mean;
+        a quantile model's intervals conformally shifted unless ``calibrated`` is False."""
+        return self.member_forecasts(x, calibrated).mean(dim=1)
 
-    def member_forecasts(self, x: Tensor) -> Tensor:
+    def member_forecasts(self, x: Tensor, calibrated: bool = False) -> Tensor:
         """Normalised base ``(B, C, L)`` → each member's normalised forecast ``(B, K, Q, H)``, K = ``members``."""
         if self.compile_network and self._compiled is None:
             # dynamic: the last batch of an epoch is smaller; one graph for every batch size, not one per size
             self._compiled = torch.compile(self._member_forecasts, fullgraph=True, dynamic=True)
-        return self._compiled(x) if self.compile_network else self._member_forecasts(x)
+        return self._compiled(x, calibrated) if self.compile_network else self._member_forecasts(x, calibrated)
 
-    def _member_forecasts(self, x: Tensor) -> Tensor:
+    def _member_forecasts(self, x: Tensor, calibrated: bool) -> Tensor:
         k = self.hparams.members
-        out = self._run_network(x, self.encoder, self.predictor, self.decoder)
+        out, encoded = self._run_network(x, self.encoder, self.predictor, self.decoder)
         out = out.reshape(x.shape[0], k, 1, -1)  # (B, K, 1, H); x.shape[0], not len(x): a symbolic size for export
         if self.hparams.skip:
             c = self.hparams.target_channel
@@ -171,18 +181,22 @@ class Forecaster(L.LightningModule):
         if self.interval_net is not None:
             # the steps from the median to the other levels: their own network, so point accuracy never pays
             net = self.interval_net
-            raw = self._run_network(x, net["encoder"], net["predictor"], net["decoder"])  # (B, K·(Q − 1), H)
+            raw = self._run_network(x, net["encoder"], net["predictor"], net["decoder"])[0]  # (B, K·(Q − 1), H)
             out = interval_quantiles(out, raw.reshape(x.shape[0], k, len(self.levels) - 1, -1), self.median_index)
-        return out
+        elif self.prior is not None:
+            out = self.prior(out, encoded, x)
+        return self.calibration(out) if calibrated and self.calibration is not None else out
 
-    def _run_network(self, x: Tensor, encoder: nn.Module, predictor: nn.Module, decoder: nn.Module) -> Tensor:
-        """Encoder → ridge postdiction → decoder: ``(B, C, L)`` → ``(B, K·D, H)`` (D: the decoder's outputs)."""
+    def _run_network(self, x: Tensor, *net: nn.Module) -> tuple[Tensor, Tensor]:
+        """Encoder → ridge postdiction → decoder: ``(B, C, L)`` → ``(B, K·D, H)`` (D: the decoder's outputs), and
+        the encoded forecast ``(B, K·E, H)``."""
+        encoder, predictor, decoder = net
         k = self.hparams.members
         z = encoder(x)  # (B, K·E, L)
         b, ke, length = z.shape
         # each member's regression sees only its own E channels: the members are the batch of the predictor
         future = predictor(z.reshape(b * k, ke // k, length))  # (B·K, E, H)
-        return decoder(future.reshape(b, ke, -1))
+        return decoder(future.reshape(b, ke, -1)), future.reshape(b, ke, -1)
 
     @property
     def lam(self) -> Tensor:
@@ -228,51 +242,6 @@ class Forecaster(L.LightningModule):
             self.log("lambda", self.lam.detach(), batch_size=size)
         return loss
 
-    def _evaluate(self, batch: Batch, metrics: ForecastMetrics, intervals: IntervalMetrics | None, prefix: str) -> None:
-        prediction = self.adjustment(self(batch["x"]), batch)  # (B, Q, H)
-        loss = self.loss_fn(prediction[:, None], batch)
-        self.log(f"{prefix}/loss", loss, batch_size=prediction.shape[0], sync_dist=True)
-        dollars = self.to_dollars(prediction, batch)
-        metrics.update(dollars[:, self.median_index], batch["base_close"], batch["target"])
-        if intervals is not None:
-            ratios = self.naive_ratios
-            naive = None if ratios is None else naive_quantile_forecast(batch["base_close"], ratios)
-            intervals.update(dollars, batch["target"], naive)
-
-    def _log_intervals(self, intervals: IntervalMetrics, prefix: str) -> dict[str, Tensor]:
-        results = intervals.summary()
-        named = intervals.named(results)
-        self.log_dict({f"{prefix}/{k}": v.float() for k, v in named.items()}, sync_dist=True)
-        intervals.reset()
-        return results
-
-    def _log_metrics(self, metrics: ForecastMetrics, prefix: str) -> dict[str, dict[str, Tensor]]:
-        results = metrics.compute()
-        model = results["model"]
-        scalars = {f"{prefix}/{k}": v for k, v in model.items() if k not in ("mae_step", "mae")}
-        scalars |= {f"{prefix}/mae_step_{i + 1:02d}": v for i, v in enumerate(model["mae_step"])}
-        scalars |= {f"{prefix}/{name}_mae": results[name]["mae"] for name in ("naive", "drift")}
-        self.log_dict({k: v.float() for k, v in scalars.items()}, sync_dist=True)
-        self.log(f"{prefix}/mae", model["mae"].float(), prog_bar=True, sync_dist=True)
-        metrics.reset()
-        return results
-
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, self.val_intervals, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_metrics(self.val_metrics, "val")
-        if self.val_intervals is not None:
-            self._log_intervals(self.val_intervals, "val")
-
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics, self.test_intervals, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self.test_results = self._log_metrics(self.test_metrics, "test")
-        if self.test_intervals is not None:
-            self.test_interval_results = self._log_intervals(self.test_intervals, "test")
-
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
         """``{"index": (B,) window indices, "forecast": (B, H) dollars}``, and for a quantile model
         ``"quantiles": (B, Q, H)`` dollars."""
@@ -288,6 +257,13 @@ class Forecaster(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.losses.check()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        upgrade_checkpoint(checkpoint)  # one saved before a later change, read by Lightning itself
+
+    def on_predict_start(self) -> None:
+        if self.calibration is not None and not bool(self.calibration.calibrated):
+            log.warning(UNCALIBRATED)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.losses.check()  # never save the weights of a diverged training

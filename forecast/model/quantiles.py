@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 from torchmetrics import Metric
 
@@ -35,16 +35,61 @@ def central_intervals(levels: list[float]) -> list[tuple[int, int, int]]:
 def interval_quantiles(median: Tensor, raw: Tensor, median_index: int) -> Tensor:
     """Non-crossing quantiles ``(..., Q, H)`` from the median ``(..., 1, H)`` and unconstrained outputs ``raw
     (..., Q − 1, H)`` for the other levels: each level above the median is the one below plus a softplus step,
-    each level below it the one above minus one.
+    each level below it the one above minus one (:func:`quantiles_from_steps`)."""
+    return quantiles_from_steps(median, F.softplus(raw), median_index)
+
+
+def quantiles_from_steps(median: Tensor, steps: Tensor, median_index: int) -> Tensor:
+    """Quantiles ``(..., Q, H)`` from the median ``(..., 1, H)`` and positive ``steps`` ``(..., Q − 1, H)``: those
+    below the median (levels in order) lead down from it, those above lead up, so no two levels cross.
 
     The steps are added to a detached copy of the median, so the other levels' losses never move the median:
     its gradient comes from its own loss alone.
     """
-    steps = F.softplus(raw)
     anchor = median.detach()
     below = anchor - torch.cumsum(steps[..., :median_index, :].flip(-2), dim=-2).flip(-2)
     above = anchor + torch.cumsum(steps[..., median_index:, :], dim=-2)
     return torch.cat([below, median, above], dim=-2)
+
+
+class VolatilityPrior(nn.Module):
+    """The other levels as a learned correction to a volatility model's quantiles, in the model's normalised units.
+
+    The prior is the random walk whose daily changes have the base's own volatility: level τ at step s is the median
+    plus ``z_τ σ √s``, σ the standard deviation of the base's daily changes of the target channel (normalised: a
+    window divided by its own std has σ of its own, comparable across tickers), ``z_τ`` the normal quantile. The
+    network scales each step between neighbouring levels by ``exp(g)``: ``g`` ``(Q − 1, H)`` per window, read by a
+    1 × 1 convolution from the point network's encoded forecast (detached: the median trains as the point model
+    does) and zero at the start, so training starts from the prior itself; a scale per level gives skew. Costs one
+    small convolution, not a second network.
+
+    Args:
+        levels: the quantile levels (with 0.5).
+        channels: E, the encoded channels of one member.
+        members: K, the ensemble members (each its own correction).
+        target_channel: the input channel of the target (Close).
+    """
+
+    def __init__(self, levels: list[float], channels: int, members: int, target_channel: int) -> None:
+        super().__init__()
+        self.median_index, self.members, self.target_channel = levels.index(0.5), members, target_channel
+        z = torch.special.ndtri(torch.tensor(levels, dtype=torch.float64))
+        below, above = z[: self.median_index + 1].diff(), z[self.median_index :].diff()  # gaps outward, each > 0
+        self.register_buffer("gaps", torch.cat([below, above]).float(), persistent=False)  # (Q − 1,)
+        self.scale = nn.Conv1d(members * channels, members * (len(levels) - 1), 1, groups=members)
+        nn.init.zeros_(self.scale.weight)
+        nn.init.zeros_(self.scale.bias)
+
+    def forward(self, median: Tensor, encoded: Tensor, x: Tensor) -> Tensor:
+        """``median`` ``(B, K, 1, H)``, the encoded forecast ``(B, K·E, H)`` and the input ``(B, C, L)`` → quantiles
+        ``(B, K, Q, H)``."""
+        b, _, _, h = median.shape
+        c = self.target_channel
+        sigma = x[:, c, 1:].sub(x[:, c, :-1]).std(dim=-1).clamp_min(1e-6)  # (B,): a flat base still has a width
+        root = torch.arange(1, h + 1, device=x.device, dtype=x.dtype).sqrt()  # (H,)
+        log_scale = self.scale(encoded.detach()).reshape(b, self.members, -1, h)  # (B, K, Q − 1, H)
+        steps = self.gaps[:, None] * sigma[:, None, None, None] * root * torch.exp(log_scale)
+        return quantiles_from_steps(median, steps, self.median_index)
 
 
 def pinball(prediction: Tensor, target: Tensor, levels: Tensor) -> Tensor:
