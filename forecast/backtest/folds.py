@@ -59,6 +59,7 @@ class FoldDates:
         splits = date_splits(panel, base_len, horizon, self.train_end, self.val_end, test_end=self.test_end)
         if self.test_end is None:
             splits.pop("test")
+        splits.pop("calibration")  # kept apart only when a fit asks (data.calibration_fraction), and checked then
         return {name: len(starts) for name, starts in splits.items()}
 
 

@@ -203,7 +203,8 @@ class StockDataModule(L.LightningDataModule):
         if not self.datasets:
             self._build_datasets()
         hp = self.hparams
-        needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
+        needed = {"fit": ("train", "val", "calibration") if hp.calibration_fraction else ("train", "val")}
+        needed |= {"validate": ("val",), "test": ("test",)}
         if stage == "predict":
             needed["predict"] = ("test",) if hp.predict_set == "test" else ()
         for name in needed.get(stage or "fit", ("train", "val", "test")):
