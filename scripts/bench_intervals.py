@@ -39,8 +39,8 @@ def main() -> None:
     parser.add_argument("data")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--config", default="configs/djia.yaml")
-    parser.add_argument("extra", nargs="*", help="more fit options, after --")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()  # the rest: more fit options (after --)
+    args.extra = [a for a in extra if a != "--"]
     kinds = {"point": [args.config], "intervals": [args.config, "configs/intervals.yaml"]}
     seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
     print("| round | point: training s (wall s) | intervals: training s (wall s) | ratio |")
