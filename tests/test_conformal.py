@@ -105,3 +105,25 @@ def test_a_fit_with_a_calibration_split_keeps_the_shifts_of_its_weights_and_fore
     inside_calibrated = (calibrated[:, 0] <= batch["y"][:, 0]) & (batch["y"][:, 0] <= calibrated[:, 2])
     assert abs(float(inside_calibrated.float().mean()) - 0.8) < 0.03  # on its own calibration windows: by design
     assert float(inside.float().mean()) != float(inside_calibrated.float().mean())
+
+
+def test_calibration_module_fits_from_collected_batches_and_too_few_windows_leave_it_uncalibrated(caplog):
+    from forecast.model.conformal import IntervalCalibration
+
+    calibration = IntervalCalibration(LEVELS, horizon=2)
+    g = torch.Generator().manual_seed(0)
+    quantiles = torch.randn(30, 3, 2, generator=g).sort(dim=1).values
+    target = torch.randn(30, 2, generator=g)
+    calibration.fit(lambda t: t)  # nothing collected: nothing changes
+    assert not bool(calibration.calibrated)
+    for part in range(3):  # three batches, as validation steps give them
+        calibration.collect(quantiles[10 * part : 10 * part + 10], target[10 * part : 10 * part + 10])
+    calibration.fit(lambda t: t)
+    assert bool(calibration.calibrated)
+    torch.testing.assert_close(calibration.shifts, conformal_shifts(quantiles, target, LEVELS))
+    torch.testing.assert_close(calibration(quantiles), apply_shifts(quantiles, calibration.shifts, 1))
+    calibration.collect(quantiles[:5], target[:5])
+    with caplog.at_level("WARNING"):
+        calibration.fit(lambda t: t)
+    assert "level 0.1 needs at least 9 windows, got 5: the intervals stay uncalibrated" in caplog.text
+    assert not bool(calibration.calibrated) and (calibration.shifts == 0).all()

@@ -176,7 +176,7 @@ def test_a_diverged_training_is_an_internal_failure_with_advice(tmp_path, monkey
 
 
 def test_an_unexpected_exception_is_an_internal_failure_not_a_user_error(tmp_path, monkeypatch):
-    def broken_forward(self, x):
+    def broken_forward(self, x, calibrated=False):
         raise ValueError("shapes (3, 4) and (5,) do not match")
 
     last = _internal_failure(tmp_path, monkeypatch, "member_forecasts", broken_forward)

@@ -15,6 +15,7 @@ then covers a new target with probability at least 1 − 2τ, and at most 1 − 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 
@@ -62,6 +63,8 @@ def apply_shifts(quantiles: Tensor, shifts: Tensor, median_index: int) -> Tensor
     return torch.stack(levels, dim=-2)
 
 
+log = logging.getLogger(__name__)
+
 UNCALIBRATED = (
     "this model's intervals are not calibrated (its checkpoint predates calibration, or it was trained without "
     "--data.calibration_fraction): their coverage can differ from the nominal levels"
@@ -93,21 +96,31 @@ class IntervalCalibration(nn.Module):
         """Keep a batch of uncalibrated forecasts ``(B, Q, H)`` and targets ``(B, H)``, normalised units."""
         self._windows.append((quantiles.detach().float(), target.detach().float()))
 
+    def forget(self) -> None:
+        """Drop the windows collected (a sanity check's: they are not an epoch's)."""
+        self._windows = []
+
     def fit(self, gather: Callable[[Tensor], Tensor]) -> None:
-        """Refit the shifts from the windows collected (over every process: ``gather`` is the LightningModule's
-        ``all_gather``) and forget them; nothing when none were collected."""
+        """Refit the shifts from the windows collected over every process (``gather``: the LightningModule's
+        ``all_gather``; every process calls it, with or without windows) and forget them. Nothing when no process
+        collected any (no calibration split); too few windows leave the intervals uncalibrated, with a warning."""
         windows, self._windows = self._windows, []
-        if not windows:
-            return
-        quantiles = torch.cat([q for q, _ in windows])
-        target = torch.cat([t for _, t in windows])
-        rows = torch.cat([quantiles.flatten(1), target], dim=1)  # (n, Q·H + H): one tensor to gather
+        q, h = self.shifts.shape
+        parts = [torch.cat([quantiles.flatten(1), target], dim=1) for quantiles, target in windows]
+        rows = torch.cat(parts) if parts else self.shifts.new_zeros(0, q * h + h)  # (n, Q·H + H): one to gather
         count = gather(torch.tensor(len(rows), device=rows.device)).reshape(-1)
+        if int(count.sum()) == 0:
+            return
         padded = torch.full((int(count.max()), rows.shape[1]), float("nan"), device=rows.device)
         padded[: len(rows)] = rows
         everything = gather(padded).reshape(-1, rows.shape[1])
         everything = everything[~everything.isnan().any(dim=1)]
-        q, h = self.shifts.shape
-        shifts = conformal_shifts(everything[:, : q * h].reshape(-1, q, h), everything[:, q * h :], self.levels)
+        try:
+            shifts = conformal_shifts(everything[:, : q * h].reshape(-1, q, h), everything[:, q * h :], self.levels)
+        except ValueError as exc:  # too few calibration windows for a level
+            log.warning("%s: the intervals stay uncalibrated; raise --data.calibration_fraction", exc)
+            self.shifts.zero_()
+            self.calibrated.fill_(False)
+            return
         self.shifts.copy_(shifts)
         self.calibrated.fill_(True)

@@ -59,7 +59,9 @@ class EvaluationSteps:
         self._log_metrics(self.val_metrics, "val")
         if self.val_intervals is not None:
             self._log_intervals(self.val_intervals, "val")
-        if self.calibration is not None:
+        if self.calibration is not None and self.trainer.sanity_checking:
+            self.calibration.forget()
+        elif self.calibration is not None:
             self.calibration.fit(self.all_gather)  # the shifts of this epoch's weights, saved with them
 
     def test_step(self: Any, batch: Batch, batch_idx: int) -> None:

@@ -30,8 +30,8 @@ class Forecaster(EvaluationSteps, L.LightningModule):
     """Forecast ``horizon`` days of Close from a normalised base of ``base_len`` days.
 
     Shapes: input ``x`` (B, C, L) → encoder (B, E, L) → ridge postdiction (B, E, H) → decoder (B, 1, H), all in
-    the window's normalised units; metrics are in dollars. With Q quantile levels, a second network of the same
-    shape gives the other Q − 1 levels: the forecast is (B, Q, H), its median the point forecast.
+    the window's normalised units; metrics are in dollars. With Q quantile levels the other Q − 1 levels come from a
+    volatility prior the network corrects: the forecast is (B, Q, H), its median the point forecast.
 
     Args:
         in_channels: input channels C (linked from the data's ``channels``).
