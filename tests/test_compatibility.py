@@ -55,3 +55,13 @@ def test_an_old_checkpoint_is_tested_and_warm_starts_a_new_run(kind, tmp_path):
     assert new["forecast_init_from"] == str(Path(checkpoint).absolute())
     assert new["hyper_parameters"]["quantiles"] == old["hyper_parameters"]["quantiles"]
     assert new["datamodule_hyper_parameters"]["synthetic_tickers"] == 3  # the data it was trained on
+
+
+def test_lightning_itself_loads_an_old_quantile_checkpoint():
+    """``Forecaster.load_from_checkpoint`` (Lightning's own reader) builds the older second network the weights are
+    for, and says the intervals are uncalibrated, as the command line and ``forecast.load`` do."""
+    from forecast.model import Forecaster
+
+    model = Forecaster.load_from_checkpoint(FIXTURES / "main-82ccac3-quantile.ckpt", map_location="cpu")
+    assert model.hparams.intervals == "network" and model.interval_net is not None and model.prior is None
+    assert not bool(model.calibration.calibrated) and (model.calibration.shifts == 0).all()

@@ -71,40 +71,58 @@ def test_calibrated_80_percent_interval_covers_80_percent_in_a_seeded_simulation
     assert np.mean(raw_coverages) < 0.45
 
 
-def test_a_fit_with_a_calibration_split_keeps_the_shifts_of_its_weights_and_forecasts_with_them(tmp_path):
-    """The checkpoint's shifts are the conformal shifts of its own weights' uncalibrated forecasts of the calibration
-    windows; predict (the Python API) forecasts the calibrated quantiles, the median untouched."""
-    from helpers import SMALL, run_dir, run_main
-
+def _shifts_of_its_own_weights(path):
+    """The stored shifts of a checkpoint, and those its own weights give on the calibration split (from scratch)."""
     import forecast
     from forecast.data import StockDataModule
 
-    options = ["--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1.0", "--test_after_fit", "false"]
-    options += ["--model.quantiles", "[0.1, 0.5, 0.9]", "--data.calibration_fraction", "0.5"]
-    fit = run_main(["fit", *SMALL, *options], tmp_path)
-    assert fit.returncode == 0, fit.stderr[-3000:]
-    path = run_dir(tmp_path) / "checkpoints" / "last.ckpt"
     ckpt = torch.load(path, weights_only=True)
-    shifts = ckpt["state_dict"]["calibration.shifts"]
-    assert bool(ckpt["state_dict"]["calibration.calibrated"]) and shifts.shape == (3, 10)
-    assert (shifts[1] == 0).all() and (shifts[[0, 2]] != 0).all()
     model = forecast.load(path).model
     data = {k: v for k, v in ckpt["datamodule_hyper_parameters"].items() if not k.startswith("_")}
     datamodule = StockDataModule(**data)
     datamodule.setup("fit")
     calibration = datamodule.datasets["calibration"]
-    assert len(calibration) > 100 and len(datamodule.datasets["val"]) > 100
     batch = calibration.__getitems__(list(range(len(calibration))))
     with torch.no_grad():
         raw = model.adjustment(model(batch["x"], calibrated=False), batch)
-        expected = conformal_shifts(raw, batch["y"][:, 0], LEVELS)
-        torch.testing.assert_close(shifts, expected, rtol=1e-5, atol=1e-6)
         calibrated = model(batch["x"])
-    torch.testing.assert_close(calibrated, apply_shifts(model(batch["x"], calibrated=False), shifts, 1))
-    inside = (raw[:, 0] <= batch["y"][:, 0]) & (batch["y"][:, 0] <= raw[:, 2])
-    inside_calibrated = (calibrated[:, 0] <= batch["y"][:, 0]) & (batch["y"][:, 0] <= calibrated[:, 2])
-    assert abs(float(inside_calibrated.float().mean()) - 0.8) < 0.03  # on its own calibration windows: by design
-    assert float(inside.float().mean()) != float(inside_calibrated.float().mean())
+    return ckpt["state_dict"], conformal_shifts(raw, batch["y"][:, 0], LEVELS), raw, calibrated, batch["y"][:, 0]
+
+
+def test_a_fit_with_a_calibration_split_keeps_the_shifts_of_its_weights_and_forecasts_with_them(tmp_path):
+    """Each checkpoint's shifts are the conformal shifts of its own weights' uncalibrated forecasts of the
+    calibration windows (the best epoch's and the last's, two epochs); the model forecasts the calibrated
+    quantiles, the median untouched; a warm start without a calibration split saves uncalibrated checkpoints."""
+    from helpers import SMALL, run_dir, run_main
+
+    options = ["--trainer.max_epochs", "2", "--trainer.limit_val_batches", "1.0", "--test_after_fit", "false"]
+    options += ["--model.quantiles", "[0.1, 0.5, 0.9]", "--data.calibration_fraction", "0.5"]
+    fit = run_main(["fit", *SMALL, *options], tmp_path)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    paths = sorted((run_dir(tmp_path) / "checkpoints").glob("*.ckpt"))
+    assert len(paths) == 2  # the best epoch's and last.ckpt
+    for path in paths:
+        state, expected, raw, calibrated, target = _shifts_of_its_own_weights(path)
+        shifts = state["calibration.shifts"]
+        assert bool(state["calibration.calibrated"]) and shifts.shape == (3, 10)
+        assert (shifts[1] == 0).all() and (shifts[[0, 2]] != 0).all()
+        torch.testing.assert_close(shifts, expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(calibrated, apply_shifts(raw, shifts, 1), rtol=1e-5, atol=1e-6)
+        inside = (calibrated[:, 0] <= target) & (target <= calibrated[:, 2])
+        assert abs(float(inside.float().mean()) - 0.8) < 0.03  # on its own calibration windows: by design
+    first = torch.load(paths[0], weights_only=True)["state_dict"]["calibration.shifts"]
+    last = torch.load(paths[1], weights_only=True)["state_dict"]["calibration.shifts"]
+    # the best epoch's own shifts: the last one's when it is the last epoch, others when it is the first
+    assert torch.equal(first, last) == paths[0].name.startswith("epoch001")
+    warm = ["fit", *SMALL, "--trainer.max_epochs", "1", "--test_after_fit", "false", "--init_from", str(paths[-1])]
+    (tmp_path / "warm").mkdir()
+    # a warm start keeps the checkpoint's data settings unless told: here, told to keep no calibration split
+    again = run_main(
+        [*warm, "--model.quantiles", "[0.1, 0.5, 0.9]", "--data.calibration_fraction", "0"], tmp_path / "warm"
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    state = torch.load(run_dir(tmp_path / "warm") / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert not bool(state["calibration.calibrated"]) and (state["calibration.shifts"] == 0).all()
 
 
 def test_calibration_module_fits_from_collected_batches_and_too_few_windows_leave_it_uncalibrated(caplog):

@@ -170,3 +170,14 @@ def test_fit_test_predict_with_quantiles(tmp_path):
     assert list(frame.columns) == ["Name", "origin_date", "target_date", "step", "forecast", "q0.1", "q0.5", "q0.9"]
     assert (frame["q0.1"] < frame["q0.5"]).all() and (frame["q0.5"] < frame["q0.9"]).all()
     np.testing.assert_allclose(frame["forecast"], frame["q0.5"])
+
+
+def test_the_volatility_prior_of_a_two_day_base_is_finite():
+    """One daily change has no n − 1 standard deviation: the prior takes the change's own size instead of NaN."""
+    model = Forecaster(quantiles=LEVELS, base_len=2, horizon=1, encoder_channels=(3,), decoder_channels=(2,))
+    x = torch.tensor([[[0.0, 1.0]], [[0.0, -2.0]]])
+    out = model(x)
+    assert torch.isfinite(out).all()
+    z = stats.norm.ppf(0.9)
+    expected = torch.tensor([z * 1.0, z * 2.0], dtype=torch.float32)  # z_0.9 times each base's one change
+    torch.testing.assert_close(out[:, 2, 0] - out[:, 1, 0], expected, rtol=1e-5, atol=1e-5)

@@ -54,11 +54,12 @@ def _ticker_variances(returns: np.ndarray, fit_returns: int, at: np.ndarray, hor
 
     percent = 100.0 * returns  # arch's optimiser works best with returns of order 1
     model = arch_model(percent[:fit_returns], mean="Constant", vol="GARCH", p=1, q=1, dist="normal", rescale=False)
-    with warnings.catch_warnings():  # a fit that stops early still gives usable parameters: checked below
+    with warnings.catch_warnings():  # arch warns of a fit that did not converge: checked below, in one message
         warnings.simplefilter("ignore")
-        params = model.fit(disp="off").params.to_numpy()
-    if not np.isfinite(params).all():
-        raise ValueError("the GARCH(1,1) fit gave non-finite parameters")
+        result = model.fit(disp="off")
+    params = result.params.to_numpy()
+    if result.convergence_flag != 0 or not np.isfinite(params).all():
+        raise ValueError(f"the GARCH(1,1) fit did not converge ({result.optimization_result.message})")
     fixed = arch_model(percent, mean="Constant", vol="GARCH", p=1, q=1, dist="normal", rescale=False).fix(params)
     sigma2 = np.asarray(fixed.conditional_volatility) ** 2
     paths = variance_paths(params, percent[at] - params[0], sigma2[at], horizon)

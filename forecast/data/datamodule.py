@@ -267,7 +267,8 @@ class StockDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         # the calibration windows, when kept apart, are a second loader: the model collects, never scores, them
         calibration = self.datasets.get("calibration")
-        return [self._loader("val"), self._loader("calibration")] if calibration else self._loader("val")
+        fitting = self.trainer is None or self.trainer.state.fn == "fit"  # validate alone does not recalibrate
+        return [self._loader("val"), self._loader("calibration")] if calibration and fitting else self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")

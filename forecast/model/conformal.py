@@ -78,7 +78,9 @@ class IntervalCalibration(nn.Module):
 
     Each validation epoch the windows of the calibration split (``--data.calibration_fraction``: the validation
     year's last days, which never choose the checkpoint) are collected with their targets, and the shifts are
-    refitted from the epoch's own weights: every checkpoint holds the calibration of its weights.
+    refitted from the epoch's own weights; each training epoch starts uncalibrated (the model resets it), so a
+    checkpoint saved before its epoch's validation — or after a warm start without a calibration split — says
+    uncalibrated rather than keep shifts of other weights.
     """
 
     def __init__(self, levels: list[float], horizon: int) -> None:
@@ -100,6 +102,12 @@ class IntervalCalibration(nn.Module):
         """Drop the windows collected (a sanity check's: they are not an epoch's)."""
         self._windows = []
 
+    def reset(self) -> None:
+        """Uncalibrated again (zero shifts): the weights are about to change, and these shifts were theirs."""
+        self._windows = []
+        self.shifts.zero_()
+        self.calibrated.fill_(False)
+
     def fit(self, gather: Callable[[Tensor], Tensor]) -> None:
         """Refit the shifts from the windows collected over every process (``gather``: the LightningModule's
         ``all_gather``; every process calls it, with or without windows) and forget them. Nothing when no process
@@ -119,8 +127,7 @@ class IntervalCalibration(nn.Module):
             shifts = conformal_shifts(everything[:, : q * h].reshape(-1, q, h), everything[:, q * h :], self.levels)
         except ValueError as exc:  # too few calibration windows for a level
             log.warning("%s: the intervals stay uncalibrated; raise --data.calibration_fraction", exc)
-            self.shifts.zero_()
-            self.calibrated.fill_(False)
+            self.reset()
             return
         self.shifts.copy_(shifts)
         self.calibrated.fill_(True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -10,7 +11,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from forecast.checkpoint import INIT_FROM_KEY, TRAINING_KEY, upgrade_checkpoint
+from forecast.checkpoint import INIT_FROM_KEY, TRAINING_KEY, read_checkpoint, upgrade_checkpoint
 from forecast.data.normalise import denormalise
 from forecast.data.windows import Batch
 from forecast.model.anchor import ForecastAdjustment
@@ -157,21 +158,29 @@ class Forecaster(EvaluationSteps, L.LightningModule):
             ratios = datamodule.naive_quantile_ratios(self.levels)
             self.naive_ratios = None if ratios is None else torch.as_tensor(ratios, dtype=torch.float64)
         self.adjustment.learn(datamodule, stage)  # the anchor's μ, from the training days
+        if (
+            self.calibration is None
+            and stage == "fit"
+            and (getattr(datamodule, "hparams", None) or {}).get("calibration_fraction")
+        ):
+            log.warning("data.calibration_fraction keeps days apart for a quantile model's intervals: unused here")
 
     # ----------------------------------------------------------------------------------------------- model
     def forward(self, x: Tensor, calibrated: bool = True) -> Tensor:
         """Normalised base ``(B, C, L)`` → normalised forecast ``(B, Q, H)`` (Q = 1: point), the members' mean;
-        a quantile model's intervals conformally shifted unless ``calibrated`` is False."""
-        return self.member_forecasts(x, calibrated).mean(dim=1)
+        a quantile model's intervals conformally shifted (those of the members' mean, as they were fitted) unless
+        ``calibrated`` is False."""
+        out = self.member_forecasts(x).mean(dim=1)
+        return self.calibration(out) if calibrated and self.calibration is not None else out
 
-    def member_forecasts(self, x: Tensor, calibrated: bool = False) -> Tensor:
+    def member_forecasts(self, x: Tensor) -> Tensor:
         """Normalised base ``(B, C, L)`` → each member's normalised forecast ``(B, K, Q, H)``, K = ``members``."""
         if self.compile_network and self._compiled is None:
             # dynamic: the last batch of an epoch is smaller; one graph for every batch size, not one per size
             self._compiled = torch.compile(self._member_forecasts, fullgraph=True, dynamic=True)
-        return self._compiled(x, calibrated) if self.compile_network else self._member_forecasts(x, calibrated)
+        return self._compiled(x) if self.compile_network else self._member_forecasts(x)
 
-    def _member_forecasts(self, x: Tensor, calibrated: bool) -> Tensor:
+    def _member_forecasts(self, x: Tensor) -> Tensor:
         k = self.hparams.members
         out, encoded = self._run_network(x, self.encoder, self.predictor, self.decoder)
         out = out.reshape(x.shape[0], k, 1, -1)  # (B, K, 1, H); x.shape[0], not len(x): a symbolic size for export
@@ -185,7 +194,7 @@ class Forecaster(EvaluationSteps, L.LightningModule):
             out = interval_quantiles(out, raw.reshape(x.shape[0], k, len(self.levels) - 1, -1), self.median_index)
         elif self.prior is not None:
             out = self.prior(out, encoded, x)
-        return self.calibration(out) if calibrated and self.calibration is not None else out
+        return out
 
     def _run_network(self, x: Tensor, *net: nn.Module) -> tuple[Tensor, Tensor]:
         """Encoder → ridge postdiction → decoder: ``(B, C, L)`` → ``(B, K·D, H)`` (D: the decoder's outputs), and
@@ -255,11 +264,23 @@ class Forecaster(EvaluationSteps, L.LightningModule):
     def on_train_start(self) -> None:
         self.losses.reset()
 
+    def on_train_epoch_start(self) -> None:
+        if self.calibration is not None:  # the weights change now: no checkpoint may keep shifts of others
+            self.calibration.reset()
+
     def on_train_epoch_end(self) -> None:
         self.losses.check()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         upgrade_checkpoint(checkpoint)  # one saved before a later change, read by Lightning itself
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Forecaster:  # type: ignore[override]
+        """Lightning's, for a checkpoint of any version: its interval kind is known before the model is built."""
+        if isinstance(checkpoint_path, (str, Path)):
+            hparams = read_checkpoint(str(checkpoint_path)).get("hyper_parameters") or {}  # upgraded
+            kwargs.setdefault("intervals", hparams.get("intervals", "vol_prior"))
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def on_predict_start(self) -> None:
         if self.calibration is not None and not bool(self.calibration.calibrated):

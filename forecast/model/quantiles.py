@@ -85,7 +85,10 @@ class VolatilityPrior(nn.Module):
         ``(B, K, Q, H)``."""
         b, _, _, h = median.shape
         c = self.target_channel
-        sigma = x[:, c, 1:].sub(x[:, c, :-1]).std(dim=-1).clamp_min(1e-6)  # (B,): a flat base still has a width
+        changes = x[:, c, 1:] - x[:, c, :-1]  # (B, L − 1)
+        # one change (a base of 2 days) has no standard deviation: its own size is the estimate then
+        sigma = changes.std(dim=-1) if changes.shape[-1] > 1 else changes[:, 0].abs()
+        sigma = sigma.clamp_min(1e-6)  # (B,): a flat base still has a width
         root = torch.arange(1, h + 1, device=x.device, dtype=x.dtype).sqrt()  # (H,)
         log_scale = self.scale(encoded.detach()).reshape(b, self.members, -1, h)  # (B, K, Q − 1, H)
         steps = self.gaps[:, None] * sigma[:, None, None, None] * root * torch.exp(log_scale)
