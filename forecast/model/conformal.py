@@ -3,8 +3,8 @@ neither trained the model nor chose its checkpoint, so that a level-τ forecast 
 time out of sample (conformalized quantile regression, each end on its own: Romano, Patterson & Candès 2019).
 
 For level τ and step h, with calibration residuals ``e_i = y_i − q_i`` (i = 1 .. n, any units: the model calibrates
-in its normalised units, comparable across tickers when the normalisation divides each window by its own scale —
-``last_std``, ``zscore``, ``log``; with ``none`` they are dollars, pooled over tickers of every price), the shift
+in its normalised units, comparable across tickers when the normalisation divides each window by its own scale,
+as every method but ``none`` does; with ``none`` they are dollars, pooled over tickers of every price), the shift
 is an order statistic of the residuals:
 
     c = e_(k),   k = ⌈(n + 1) τ⌉  for τ > 0.5  (upper ends: P(y ≤ q + c) ≥ τ),
