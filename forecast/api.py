@@ -54,7 +54,7 @@ def load(checkpoint: str | Path = "best", root: str | Path = ".", device: str = 
     hyper = {k: v for k, v in (ckpt.get("hyper_parameters") or {}).items() if not k.startswith("_")}
     model = Forecaster(**hyper)
     model.load_state_dict(ckpt["state_dict"])
-    if model.calibration is not None and not bool(model.calibration.calibrated):
+    if model.uncalibrated:
         log.warning("%s: %s", given, UNCALIBRATED)
     return ForecastModel(model.eval().to(device), ckpt, Path(given).absolute(), device)
 

@@ -61,7 +61,8 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(f"checkpoint not found: {path}; pass an existing .ckpt file (or last / best)")
-    return _read_checkpoint(str(file.absolute()), file.stat().st_mtime_ns, file.stat().st_size)
+    stat = file.stat()  # one stat: the cache key's time and size are of the same file
+    return _read_checkpoint(str(file.absolute()), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=4)  # parsing, restoring and checking the same file: read it once
@@ -124,9 +125,8 @@ class CheckpointSettings:
         def public(key: str) -> dict[str, Any]:
             return {k: plain_data(v) for k, v in (ckpt.get(key) or {}).items() if not k.startswith("_")}
 
-        model, data = public("hyper_parameters"), public("datamodule_hyper_parameters")
-        for linked in LINKED_MODEL:
-            model.pop(linked, None)
+        model = {k: v for k, v in public("hyper_parameters").items() if k not in LINKED_MODEL}
+        data = public("datamodule_hyper_parameters")
         model |= {k: plain_data(v) for k, v in (ckpt.get(TRAINING_KEY) or {}).items() if k in RESUMED_MODEL}
         return cls(
             fixed_model={k: v for k, v in model.items() if k not in TRAINING_ONLY_MODEL},

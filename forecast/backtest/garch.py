@@ -23,6 +23,9 @@ from scipy.stats import norm
 
 from forecast.data.panel import Panel
 
+SPEC = {"mean": "Constant", "vol": "GARCH", "p": 1, "q": 1, "dist": "normal", "rescale": False}
+"""The model of ``arch.arch_model``: a constant mean, GARCH(1,1), normal innovations, returns as given."""
+
 MIN_RETURNS = 250
 """The fewest daily returns through the validation end a ticker's GARCH fit needs (about a year)."""
 
@@ -53,14 +56,14 @@ def _ticker_variances(returns: np.ndarray, fit_returns: int, at: np.ndarray, hor
     from arch import arch_model
 
     percent = 100.0 * returns  # arch's optimiser works best with returns of order 1
-    model = arch_model(percent[:fit_returns], mean="Constant", vol="GARCH", p=1, q=1, dist="normal", rescale=False)
+    model = arch_model(percent[:fit_returns], **SPEC)
     with warnings.catch_warnings():  # arch warns of a fit that did not converge: checked below, in one message
         warnings.simplefilter("ignore")
         result = model.fit(disp="off")
     params = result.params.to_numpy()
     if result.convergence_flag != 0 or not np.isfinite(params).all():
         raise ValueError(f"the GARCH(1,1) fit did not converge ({result.optimization_result.message})")
-    fixed = arch_model(percent, mean="Constant", vol="GARCH", p=1, q=1, dist="normal", rescale=False).fix(params)
+    fixed = arch_model(percent, **SPEC).fix(params)  # the same model over every day, its parameters fixed
     sigma2 = np.asarray(fixed.conditional_volatility) ** 2
     paths = variance_paths(params, percent[at] - params[0], sigma2[at], horizon)
     return params[0] / 100.0, paths / 1e4

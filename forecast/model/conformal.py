@@ -24,6 +24,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+log = logging.getLogger(__name__)
+
 
 def conformal_shifts(quantiles: Tensor, target: Tensor, levels: list[float]) -> Tensor:
     """Each level's and step's shift ``(Q, H)`` from calibration forecasts ``quantiles`` ``(N, Q, H)`` and targets
@@ -64,8 +66,6 @@ def apply_shifts(quantiles: Tensor, shifts: Tensor, median_index: int) -> Tensor
         levels[j] = torch.minimum(levels[j], levels[j + 1])
     return torch.stack(levels, dim=-2)
 
-
-log = logging.getLogger(__name__)
 
 UNCALIBRATED = (
     "this model's intervals are not calibrated (its checkpoint predates calibration, or it was trained without "

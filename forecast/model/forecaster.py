@@ -151,6 +151,11 @@ class Forecaster(EvaluationSteps, L.LightningModule):
         """The quantile levels of a quantile model, None for a point model."""
         return self.levels if self.hparams.get("quantiles") is not None else None
 
+    @property
+    def uncalibrated(self) -> bool:
+        """A quantile model whose intervals carry no conformal shifts (False for a point model)."""
+        return self.calibration is not None and not bool(self.calibration.calibrated)
+
     def setup(self, stage: str) -> None:
         # the naive-quantile baseline comes from the DataModule's training split, when it can give one
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -158,11 +163,8 @@ class Forecaster(EvaluationSteps, L.LightningModule):
             ratios = datamodule.naive_quantile_ratios(self.levels)
             self.naive_ratios = None if ratios is None else torch.as_tensor(ratios, dtype=torch.float64)
         self.adjustment.learn(datamodule, stage)  # the anchor's μ, from the training days
-        if (
-            self.calibration is None
-            and stage == "fit"
-            and (getattr(datamodule, "hparams", None) or {}).get("calibration_fraction")
-        ):
+        fraction = (getattr(datamodule, "hparams", None) or {}).get("calibration_fraction")
+        if self.calibration is None and stage == "fit" and fraction:
             log.warning("data.calibration_fraction keeps days apart for a quantile model's intervals: unused here")
 
     # ----------------------------------------------------------------------------------------------- model
@@ -283,7 +285,7 @@ class Forecaster(EvaluationSteps, L.LightningModule):
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def on_predict_start(self) -> None:
-        if self.calibration is not None and not bool(self.calibration.calibrated):
+        if self.uncalibrated:
             log.warning(UNCALIBRATED)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
