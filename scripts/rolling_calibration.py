@@ -14,38 +14,39 @@ coverage and mean pinball loss ($) before and after, and their ratio.
 from __future__ import annotations
 
 import argparse
-import math
 
 import numpy as np
 import pandas as pd
+import torch
+
+from forecast.backtest.intervals import window_pinball
+from forecast.model.conformal import conformal_shifts
 
 LEVELS = {"q0.1": 0.1, "q0.5": 0.5, "q0.9": 0.9}
 
 
 def pinball(quantiles: np.ndarray, target: np.ndarray) -> float:
-    """Mean pinball loss over the levels of ``quantiles`` ``(N, 3)`` against ``target`` ``(N,)``."""
-    tau = np.array(list(LEVELS.values()))
-    error = target[:, None] - quantiles
-    return float(np.maximum(tau * error, (tau - 1) * error).mean())
+    """Mean pinball loss over the levels of ``quantiles`` ``(N, 3)`` against ``target`` ``(N,)`` (a row a window and
+    step: the backtest's own window pinball of one-step windows)."""
+    as_windows = torch.tensor(quantiles)[:, :, None], torch.tensor(target)[:, None]
+    return float(window_pinball(*as_windows, list(LEVELS.values())).mean())
 
 
 def rolling(predictions: pd.DataFrame, days: int) -> np.ndarray:
-    """The shifted quantiles ``(N, 3)`` of a fold's predictions (with their realised ``y``)."""
+    """The shifted quantiles ``(N, 3)`` of a fold's predictions (with their realised ``y``): the model's own conformal
+    shifts (:func:`conformal_shifts`) of the log forecasts, from the windows realised by each origin."""
     out = predictions[list(LEVELS)].to_numpy().copy()
     origin, target_day, step = (predictions[c].to_numpy() for c in ("origin_date", "target_date", "step"))
-    ratios = {c: np.log(predictions["y"].to_numpy() / predictions[c].to_numpy()) for c in LEVELS}
+    log_q = torch.from_numpy(np.log(out))[:, :, None]  # (N, 3, 1): each row a one-step window
+    log_y = torch.from_numpy(np.log(predictions["y"].to_numpy()))[:, None]  # (N, 1)
     for t in np.unique(origin):
         known = (target_day <= t) & (target_day > t - np.timedelta64(days, "D"))
         for h in np.unique(step):
             past, now = known & (step == h), (origin == t) & (step == h)
-            n = int(past.sum())
-            if n < 50:
+            if past.sum() < 50:
                 continue
-            for j, (column, tau) in enumerate(LEVELS.items()):
-                if tau == 0.5:
-                    continue
-                k = math.ceil(round((n + 1) * tau, 9)) if tau > 0.5 else math.floor(round((n + 1) * tau, 9))
-                out[now, j] *= np.exp(np.sort(ratios[column][past])[k - 1])
+            shifts = conformal_shifts(log_q[past], log_y[past], list(LEVELS.values()))  # (3, 1), the median's 0
+            out[now] *= np.exp(shifts[:, 0].numpy())
     return out
 
 
