@@ -17,14 +17,12 @@ Candidates, each ``c · exp(μ s + z_τ σ_s)`` in dollars unless said:
 
 from __future__ import annotations
 
-import argparse
-
 import torch
+from _validation_years import validation_year, year_parser
 
 from forecast.backtest.garch import garch_forecast
 from forecast.backtest.intervals import window_pinball
-from forecast.data import StockDataModule
-from forecast.data.baselines import mean_daily_log_return, naive_quantile_ratios
+from forecast.data.baselines import naive_quantile_ratios
 from forecast.model.metrics import naive_quantile_forecast, vol_scaled_forecast
 
 LEVELS = [0.1, 0.5, 0.9]
@@ -49,24 +47,15 @@ def diff_forecast(base: torch.Tensor, horizon: int) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data")
-    parser.add_argument("--years", type=int, nargs="+", required=True)
-    parser.add_argument("--base_len", type=int, default=30)
-    parser.add_argument("--horizon", type=int, default=10)
-    args = parser.parse_args()
+    args = year_parser(__doc__.splitlines()[0]).parse_args()
     print("| validation year | " + " | ".join(["naive-quantile", "base std", "base EWMA", "base diffs", "GARCH(1,1)"]))
     print("|---|" + "---:|" * 5)
     for year in args.years:
-        train_end = f"{year - 1}-12-31"
-        dm = StockDataModule(source="csv", path=args.data, base_len=args.base_len, horizon=args.horizon,
-                             train_end=train_end, val_end=f"{year}-12-31")  # fmt: skip
-        dm.setup("fit")
-        val, panel = dm.datasets["val"], dm.load_panel()
-        batch = val.__getitems__(list(range(len(val))))
-        base, target = batch["base_close"], batch["target"]  # (N, L), (N, H) dollars
-        mu = mean_daily_log_return(panel, train_end)
-        garch, why = garch_forecast(panel, val.starts.numpy() + args.base_len - 1, train_end, LEVELS, args.horizon)
+        fold = validation_year(args.data, year, args.base_len, args.horizon)
+        panel, train_end, mu = fold.panel, fold.train_end, fold.mu
+        base, target = fold.batch["base_close"], fold.batch["target"]  # (N, L), (N, H) dollars
+        origins = fold.windows.starts.numpy() + args.base_len - 1
+        garch, why = garch_forecast(panel, origins, train_end, LEVELS, args.horizon)
         candidates = {
             "naive-quantile": naive_quantile_forecast(
                 base, torch.from_numpy(naive_quantile_ratios(panel, train_end, LEVELS, args.horizon))

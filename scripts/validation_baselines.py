@@ -11,33 +11,19 @@ the best baseline's is then ``val relMAE / min(1, drift, mean_return)``.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from _validation_years import validation_year, year_parser
 
-from forecast.data import StockDataModule
-from forecast.data.baselines import mean_daily_log_return
 from forecast.model.metrics import drift_forecast, mean_return_forecast, naive_forecast
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data")
-    parser.add_argument("--years", type=int, nargs="+", required=True)
-    parser.add_argument("--base_len", type=int, default=30)
-    parser.add_argument("--horizon", type=int, default=10)
-    args = parser.parse_args()
+    args = year_parser(__doc__.splitlines()[0]).parse_args()
     print("| validation year | drift relMAE | mean-return relMAE | best |")
     print("|---|---:|---:|---|")
     for year in args.years:
-        train_end = f"{year - 1}-12-31"
-        dm = StockDataModule(source="csv", path=args.data, base_len=args.base_len, horizon=args.horizon,
-                             train_end=train_end, val_end=f"{year}-12-31")  # fmt: skip
-        dm.setup("fit")
-        val = dm.datasets["val"]
-        batch = val.__getitems__(list(range(len(val))))
-        base, target = batch["base_close"], batch["target"]  # (N, L), (N, H) dollars
-        mu = mean_daily_log_return(dm.load_panel(), train_end)
+        fold = validation_year(args.data, year, args.base_len, args.horizon)
+        base, target, mu = fold.batch["base_close"], fold.batch["target"], fold.mu  # (N, L), (N, H) dollars
         forecasts = {
             "naive": naive_forecast(base, args.horizon),
             "drift": drift_forecast(base, args.horizon),
