@@ -171,16 +171,30 @@ def test_members_need_per_sample_regressions():
         Forecaster(members=2, pool="batch")
 
 
+def test_time_gram_gradient_is_autograds_through_the_plain_product():
+    from forecast.model.blocks import time_gram
+
+    z = torch.randn(3, 4, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(time_gram, (z,))
+    weights = torch.randn(3, 7, 7, dtype=torch.float64)  # not symmetric: both halves of the gradient count
+    (ours,) = torch.autograd.grad((time_gram(z) * weights).sum(), z)
+    (plain,) = torch.autograd.grad(((z.mT @ z) * weights).sum(), z)
+    torch.testing.assert_close(ours, plain, rtol=1e-12, atol=1e-12)
+    with torch.no_grad():  # no autograd.Function where nothing is differentiated (exported programs)
+        torch.testing.assert_close(time_gram(z), z.mT @ z, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("width", [1, 4, 7])
-def test_lag_products_equal_the_per_lag_sums_and_pass_gradcheck(width):
-    from forecast.model.blocks import lag_products
+def test_sliding_window_gram_passes_gradcheck_against_explicit_rows(width):
+    from forecast.model.blocks import sliding_window_gram
 
     z = torch.randn(2, 3, 7, dtype=torch.float64, requires_grad=True)
-    expected = torch.stack(
-        [torch.nn.functional.pad((z[..., : 7 - d] * z[..., d:]).sum(1), (0, d)) for d in range(width)], 1
-    )
-    torch.testing.assert_close(lag_products(z, width), expected)
-    assert torch.autograd.gradcheck(lambda t: lag_products(t, width), (z,))
+    assert torch.autograd.gradcheck(lambda t: sliding_window_gram(t, width), (z,))
+    weights = torch.randn(2, width, width, dtype=torch.float64)
+    (ours,) = torch.autograd.grad((sliding_window_gram(z, width)[0] * weights).sum(), z)
+    rows = z.unfold(-1, width, 1).reshape(2, -1, width)  # (B, E * shifts, width), materialised
+    (explicit,) = torch.autograd.grad(((rows.mT @ rows) * weights).sum(), z)
+    torch.testing.assert_close(ours, explicit, rtol=1e-12, atol=1e-12)
 
 
 def test_report_figures_are_drawn_in_eval_mode(batch):

@@ -7,6 +7,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx, once_differentiable
 from torch.nn import functional as F
 
 from forecast.errors import option
@@ -50,69 +51,69 @@ def conv_stack(
     return nn.Sequential(*layers)
 
 
-def lag_products(z: Tensor, width: int) -> Tensor:
-    """``P[b, d, t] = Σ_e z[b, e, t] z[b, e, t + d]`` for lags ``d < width`` (0 where ``t + d >= L``):
-    ``(B, E, L)`` → ``(B, width, L)``.
+class _TimeGram(torch.autograd.Function):
+    """``zᵀz`` over channels, ``(B, E, L)`` → ``(B, L, L)``, with the symmetric gradient ``z (g + gᵀ)``."""
 
-    Read off the diagonals of the time Gram matrix ``zᵀz`` ``(B, L, L)``: one batched product and one gather,
-    forward and backward, with autograd's own gradient. It computes L² products where L · width are needed, and
-    still beats per-lag slices on a CPU (a multiply, a sum and a gradient buffer for each lag) for windows of tens
-    of days; its memory, ``B · L · (L + width)`` floats, grows with the square of the window (4 MB at B = 256,
-    L = 30; 270 MB at L = 252).
-    """
-    length = z.shape[-1]
-    # zero columns past the end: the diagonal of lag d reads zeros where t + d >= L
-    gram = F.pad(z.transpose(1, 2) @ z, (0, width))  # (B, L, L + width)
-    t = torch.arange(length, device=z.device)
-    index = (t * (length + width + 1))[None, :] + torch.arange(width, device=z.device)[:, None]  # (width, L)
-    return gram.flatten(1)[:, index]
+    @staticmethod
+    def forward(ctx: FunctionCtx, z: Tensor) -> Tensor:
+        ctx.save_for_backward(z)
+        return z.mT @ z
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad: Tensor) -> Tensor:
+        # autograd's own backward of zᵀ @ z takes one product per operand and adds two (B, E, L) gradients, one
+        # of them transposed in memory: one product of z with the (L, L) symmetric part costs half as much
+        (z,) = ctx.saved_tensors
+        return z @ (grad + grad.mT)
 
 
-def gram_index(width: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Index tensors of :func:`sliding_window_gram` for rows of ``width``: the (lag, first row) of every
-    upper-triangle entry of a width × width matrix, lag-major, each ``(width (width + 1) / 2,)``, and for each
-    (i, j) of the matrix its position in that list, ``(width²,)``. Built once by the layer that owns them."""
-    pairs = [(lag, a) for lag in range(width) for a in range(width - lag)]
-    lag, first = torch.tensor(pairs, dtype=torch.long).T
-    offsets = [0]
-    for d in range(width):
-        offsets.append(offsets[-1] + width - d)
+def time_gram(z: Tensor) -> Tensor:
+    """``G[b, t, u] = Σ_e z[b, e, t] z[b, e, u]``: ``(B, E, L)`` → ``(B, L, L)``, one batched product."""
+    if torch.is_grad_enabled() and z.requires_grad:
+        return _TimeGram.apply(z)
+    return z.mT @ z  # nothing to differentiate (predict, an exported program): no autograd.Function
+
+
+def gram_tables(length: int, width: int) -> tuple[Tensor, Tensor]:
+    """The constant tables :func:`sliding_window_gram` reads for sequences of ``length`` and rows of ``width``:
+    the band ``(width, length)`` float, ``band[a, t] = 1`` for the rows' starts ``a <= t < a + shifts``, and for
+    each (i, j) of a width × width matrix the position of ``(min(i, j), |i − j|)`` in a flattened ``(width,
+    width)`` table of (first row, lag), ``(width²,)``. Built once by the layer that owns them."""
+    t, a = torch.arange(length), torch.arange(width)[:, None]
+    band = ((t >= a) & (t < a + length - width + 1)).to(torch.get_default_dtype())
     i, j = torch.meshgrid(torch.arange(width), torch.arange(width), indexing="ij")
-    symmetric = (torch.tensor(offsets[:-1])[(j - i).abs()] + torch.minimum(i, j)).reshape(-1)
-    return lag.contiguous(), first.contiguous(), symmetric
+    return band, (torch.minimum(i, j) * width + (i - j).abs()).reshape(-1)
 
 
-def sliding_window_gram(
-    z: Tensor, width: int, index: tuple[Tensor, Tensor, Tensor] | None = None
-) -> tuple[Tensor, Tensor]:
+def sliding_window_gram(z: Tensor, width: int, tables: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """Gram matrix and mean of all sliding rows of a sequence batch, without materialising the rows.
 
     The rows are ``z[b, e, s : s + width]`` for every channel ``e`` and shift ``s = 0 .. L - width``. Their Gram
-    entry ``(a, a + d)`` is a sum of lag-``d`` products, ``Σ_e Σ_s z[e, s + a] z[e, s + a + d]``, computed from
-    one cumulative sum of the lag products: a few vectorised operations instead of a batched product over
-    ``E · shifts`` rows (which is memory-bound on CPUs).
+    entry ``(a, a + d)`` is a sum of lag-``d`` products, ``Σ_s G[s + a, s + a + d]`` with ``G = zᵀz`` the time
+    Gram (:func:`time_gram`): a sum of ``shifts`` values down a diagonal of G. Read as rows of ``L + 1`` values,
+    the flattened G has its diagonals as columns (``G[t, t + d]`` sits at ``t (L + 1) + d``), so the diagonals
+    cost one pad and a view, and their window sums are one product with a 0/1 band: a few vectorised operations
+    instead of a batched product over ``E · shifts`` rows (which is memory-bound on CPUs).
 
     Args:
         z: ``(B, E, L)``.
         width: row length, ``1 .. L``.
-        index: :func:`gram_index` of ``width`` on ``z``'s device (built here when not given; a layer keeps its
-            own as buffers, so its forward pass makes no tensor from Python data).
+        tables: :func:`gram_tables` of ``(L, width)`` (built here when not given; a layer keeps its own as
+            buffers, so its forward pass makes no tensor from Python data).
 
     Returns:
         ``gram`` ``(B, width, width)`` and ``mean`` ``(B, width)`` (the mean row).
     """
     b, e, length = z.shape
-    shifts = length - width + 1
-    lag, first, symmetric = gram_index(width) if index is None else index
-    lag, first, symmetric = lag.to(z.device), first.to(z.device), symmetric.to(z.device)
-    products = lag_products(z, width)
-    cumulative = F.pad(products.cumsum(-1), (1, 0))  # (B, width, L + 1), c[d, j] = Σ_{t<j}
-    flat = cumulative[:, lag, first + shifts] - cumulative[:, lag, first]  # (B, width (width + 1) / 2)
-    gram = flat[:, symmetric].reshape(b, width, width)
-    totals = F.pad(z.sum(1).cumsum(-1), (1, 0))  # (B, L + 1)
-    # the rows' starts 0 .. width - 1 are the lag-0 entries' first rows
-    starts = first[:width]
-    mean = (totals[:, starts + shifts] - totals[:, starts]) / (e * shifts)  # (B, width)
+    band, index = gram_tables(length, width) if tables is None else tables
+    band, index = band.to(z.device, z.dtype), index.to(z.device)
+    # diagonals[t, d] = G[t, t + d] where t + d < L; the band never reads the others (the next row's values):
+    # the window of lag d starting at a ends at t = a + shifts - 1 <= L - 1 - d
+    diagonals = F.pad(time_gram(z).flatten(1), (0, length)).view(b, length, length + 1)[:, :, :width]  # (B, L, W)
+    by_lag = band @ diagonals  # (B, W, W): [a, d] = Gram entry (a, a + d), valid where a + d < W
+    gram = by_lag.flatten(1)[:, index].reshape(b, width, width)
+    mean = z.sum(1) @ band.mT / (e * (length - width + 1))  # (B, width)
     return gram, mean
 
 
@@ -171,11 +172,11 @@ class RidgePostdiction(nn.Module):
         # the model's λ is positive by construction and a non-finite loss stops training: its solves skip the
         # input checks, which read back to the host (a sync per solve, and a break in a compiled graph)
         self.ridge = RidgeRegression(init_lam=init_lam, fit_intercept=fit_intercept, check=False)
-        # the Gram's index tensors, made once (not per forward pass) and moved with the layer; not persistent,
-        # so checkpoints hold the same weights as before them
-        names = ("gram_lag", "gram_first", "gram_symmetric")
-        for name, index in zip(names, gram_index(self.lookback + horizon), strict=True):
-            self.register_buffer(name, index, persistent=False)
+        # the Gram's tables, made once (not per forward pass) and moved with the layer; not persistent, so
+        # checkpoints hold the same weights as before them
+        band, index = gram_tables(base_len, self.lookback + horizon)
+        self.register_buffer("gram_band", band, persistent=False)
+        self.register_buffer("gram_index", index, persistent=False)
 
     def forward(self, z: Tensor) -> Tensor:
         """Encoded base ``(B, E, L)`` → encoded forecast ``(B, E, H)``."""
@@ -187,8 +188,7 @@ class RidgePostdiction(nn.Module):
             rows = z.unfold(-1, k + h, 1).reshape(1, b * e * self.shifts, k + h)  # (1, n, k + H)
             return self.ridge.fit_predict_rows(rows, k, x_query.reshape(1, b * e, k)).reshape(b, e, h)
         # rows: every shift of every channel, k features then H targets; only their Gram matrix is needed
-        index = (self.gram_lag, self.gram_first, self.gram_symmetric)
-        gram, mean = sliding_window_gram(z, k + h, index)  # (B, k + H, k + H), (B, k + H)
+        gram, mean = sliding_window_gram(z, k + h, (self.gram_band, self.gram_index))  # (B, k + H, k + H), (B, k + H)
         if self.ridge.fit_intercept:
             gram = gram - (e * self.shifts) * mean[:, :, None] * mean[:, None, :]
             return self.ridge.fit_predict_gram(gram, k, x_query, mean)
