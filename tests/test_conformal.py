@@ -1,6 +1,8 @@
 """Split-conformal calibration (forecast/model/conformal.py): the order statistics on a hand case, non-crossing
 shifts that never move the median, and a seeded simulation of its coverage."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -99,6 +101,7 @@ def test_a_fit_with_a_calibration_split_keeps_the_shifts_of_its_weights_and_fore
     options += ["--model.quantiles", "[0.1, 0.5, 0.9]", "--data.calibration_fraction", "0.5"]
     fit = run_main(["fit", *SMALL, *options], tmp_path)
     assert fit.returncode == 0, fit.stderr[-3000:]
+    assert "also limits the calibration split" not in fit.stderr
     paths = sorted((run_dir(tmp_path) / "checkpoints").glob("*.ckpt"))
     assert len(paths) == 2  # the best epoch's and last.ckpt
     for path in paths:
@@ -123,6 +126,18 @@ def test_a_fit_with_a_calibration_split_keeps_the_shifts_of_its_weights_and_fore
     assert again.returncode == 0, again.stderr[-3000:]
     state = torch.load(run_dir(tmp_path / "warm") / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert not bool(state["calibration.calibrated"]) and (state["calibration.shifts"] == 0).all()
+
+
+def test_a_calibration_split_cut_by_limit_val_batches_is_said(tmp_path):
+    from helpers import SMALL, run_main
+
+    # 252 calibration windows in batches of 64: half of the 4 batches
+    options = ["--trainer.max_epochs", "2", "--trainer.limit_val_batches", "0.5", "--test_after_fit", "false"]
+    options += ["--model.quantiles", "[0.1, 0.5, 0.9]", "--data.calibration_fraction", "0.5"]
+    fit = run_main(["fit", *SMALL, *options], tmp_path)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    said = re.findall(r"the intervals' shifts come from its first (\d+) of (\d+) batches", fit.stderr)
+    assert said == [("2", "4")], fit.stderr[-3000:]  # once, not every epoch
 
 
 def test_calibration_module_fits_from_collected_batches_and_too_few_windows_leave_it_uncalibrated(caplog):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from torch import Tensor
@@ -9,6 +10,17 @@ from torch import Tensor
 from forecast.data.windows import Batch
 from forecast.model.metrics import ForecastMetrics, naive_quantile_forecast
 from forecast.model.quantiles import IntervalMetrics
+
+log = logging.getLogger(__name__)
+
+
+def calibration_batches(trainer: Any) -> tuple[int, int] | None:
+    """``(used, total)`` batches of the calibration split (the second validation loader) in this validation run, or
+    None without one: ``--trainer.limit_val_batches`` limits it as it limits the validation split."""
+    loaders = trainer.val_dataloaders
+    if not isinstance(loaders, list | tuple) or len(loaders) < 2:
+        return None
+    return int(trainer.num_val_batches[1]), len(loaders[1])
 
 
 class EvaluationSteps:
@@ -62,6 +74,15 @@ class EvaluationSteps:
         if self.calibration is not None and self.trainer.sanity_checking:
             self.calibration.forget()
         elif self.calibration is not None:
+            counts = calibration_batches(self.trainer)
+            if counts is not None and counts[0] < counts[1] and not getattr(self, "_said_truncated", False):
+                self._said_truncated = True  # once a run, not every epoch
+                log.warning(
+                    "--trainer.limit_val_batches also limits the calibration split: the intervals' shifts come from "
+                    "its first %d of %d batches (its earliest days); set --trainer.limit_val_batches 1.0 to "
+                    "calibrate on all of it",
+                    *counts,
+                )
             self.calibration.fit(self.all_gather)  # the shifts of this epoch's weights, saved with them
 
     def test_step(self: Any, batch: Batch, batch_idx: int) -> None:
