@@ -25,7 +25,7 @@ from forecast.data.panel import LoadedPanel
 from forecast.errors import ConfigError, UserError, first_line, option
 from forecast.model import Forecaster
 from forecast.model.optim import check_optimizer
-from forecast.settings import Parsed, parse_with_checkpoint
+from forecast.settings import Parsed, one_batch_limits, parse_with_checkpoint
 
 
 class ForecastCLI(LightningCLI):
@@ -65,6 +65,7 @@ class ForecastCLI(LightningCLI):
         --init_from``; ``last``/``best`` under the subcommand's root)."""
         argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
         self.parsed = parse_with_checkpoint(parser, argv, self._runs)
+        self._one_batch = one_batch_limits(argv)
         self.config = self.parsed.config
         if self.parsed.use in ("resume", "evaluate"):
             # LightningCLI applies a checkpoint's hyperparameters over the config whenever ckpt_path names a file;
@@ -88,6 +89,13 @@ class ForecastCLI(LightningCLI):
         if run is not None and run.parent == self._runs(config) and hasattr(logger, "version"):
             logger.version = run.name  # a resume continues in the run's own folder: one run, one folder
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        sub = self.config.get("subcommand")
+        trainer = (self.config[sub] if sub else self.config).get("trainer", {})
+        # 1 is one batch, as Lightning reads an int (forecast.settings.one_batch_limits)
+        one = {key: 1 for key in self._one_batch if key in trainer and trainer[key] == 1}
+        return super().instantiate_trainer(**{**one, **kwargs})
 
     def instantiate_classes(self) -> None:
         try:

@@ -101,3 +101,32 @@ def parse_with_checkpoint(parser: Any, argv: list[str], runs_of: Any) -> Parsed:
     what = "weights" if use == "warm_start" else "model and data settings"
     log.info("checkpoint %s: %s restored from it (%s)", path, what, restored or "data as given")
     return Parsed(over, path, use)
+
+
+BATCH_LIMITS = tuple(f"limit_{stage}_batches" for stage in ("train", "val", "test", "predict"))
+
+
+def one_batch_limits(argv: list[str]) -> set[str]:
+    """The Trainer's ``limit_*_batches`` that the command line, or a config file it names, last set to the integer 1.
+
+    Lightning reads an int as a count of batches and a float as a share of them; jsonargparse hands its ``int |
+    float`` values over as floats, so ``--trainer.limit_train_batches 1`` would be 1.0, every batch. The caller gives
+    these back their one batch; any other number means the same as an int or a float.
+    """
+    last: dict[str, bool] = {}
+    for i, token in enumerate(argv):
+        name, equals, value = token.partition("=")
+        if not equals:
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        if name == "--config" and Path(value).is_file():
+            try:
+                loaded = yaml.safe_load(Path(value).read_text())
+            except (OSError, yaml.YAMLError):
+                continue  # the parser has said what is wrong with the file
+            trainer = loaded.get("trainer") if isinstance(loaded, dict) else None
+            for key, set_to in (trainer if isinstance(trainer, dict) else {}).items():
+                if key in BATCH_LIMITS:
+                    last[key] = type(set_to) is int and set_to == 1
+        elif name.startswith("--trainer.") and name[len("--trainer.") :] in BATCH_LIMITS:
+            last[name[len("--trainer.") :]] = value.strip().isdigit() and int(value) == 1
+    return {key for key, one in last.items() if one}

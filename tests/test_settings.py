@@ -179,3 +179,28 @@ def test_a_warm_start_takes_its_data_settings_from_a_plain_config(run, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     last = torch.load(run_dir(tmp_path) / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["datamodule_hyper_parameters"]["batch_size"] == 32  # a new training run: the config counts
+
+
+def test_one_batch_limits_are_the_integer_ones_last_given(tmp_path):
+    from forecast.settings import one_batch_limits
+
+    config = tmp_path / "c.yaml"
+    config.write_text("trainer:\n  limit_val_batches: 1\n  limit_test_batches: 1.0\n")
+    assert one_batch_limits(["fit", "--trainer.limit_train_batches", "1"]) == {"limit_train_batches"}
+    assert one_batch_limits(["fit", "--trainer.limit_train_batches=1"]) == {"limit_train_batches"}
+    assert one_batch_limits(["fit", "--trainer.limit_train_batches", "1.0"]) == set()
+    assert one_batch_limits(["fit", "--trainer.limit_train_batches", "2"]) == set()
+    assert one_batch_limits(["fit", "--config", str(config)]) == {"limit_val_batches"}  # YAML's 1.0 is a float
+    # the last one given wins, as in the parser
+    assert one_batch_limits(["fit", "--config", str(config), "--trainer.limit_val_batches", "0.5"]) == set()
+    assert one_batch_limits(["fit", "--trainer.limit_val_batches", "0.5", "--config", str(config)]) == {
+        "limit_val_batches"
+    }
+
+
+def test_limit_train_batches_1_trains_one_batch_an_epoch(tmp_path):
+    # jsonargparse hands int | float values over as floats: without the fix 1 was 1.0, every batch
+    fit = run_main(["fit", *SMALL, "--trainer.limit_train_batches", "1", "--trainer.max_epochs", "2"], tmp_path)
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    last = torch.load(run_dir(tmp_path) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 2
