@@ -110,13 +110,16 @@ def test_baselines_hand_computed():
 
 @pytest.mark.parametrize("width", [1, 4, 13])
 def test_sliding_window_gram_equals_explicit_rows(width):
-    from forecast.model.blocks import sliding_window_gram
+    from forecast.model.blocks import gram_tables, sliding_window_gram
 
     z = torch.randn(3, 5, 30, dtype=torch.float64)
     rows = z.unfold(-1, width, 1).reshape(3, -1, width)  # (B, E * shifts, width), materialised
     gram, mean = sliding_window_gram(z, width)
     torch.testing.assert_close(gram, rows.mT @ rows, rtol=1e-12, atol=1e-10)
     torch.testing.assert_close(mean, rows.mean(1), rtol=1e-12, atol=1e-12)
+    # tables made for another length (a layer's, for its base_len) are not read: the sequence's own are made
+    other = sliding_window_gram(z, width, gram_tables(20, width))
+    torch.testing.assert_close(other[0], gram, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("fit_intercept", [False, True])

@@ -106,7 +106,8 @@ def sliding_window_gram(z: Tensor, width: int, tables: tuple[Tensor, Tensor] | N
         ``gram`` ``(B, width, width)`` and ``mean`` ``(B, width)`` (the mean row).
     """
     b, e, length = z.shape
-    band, index = gram_tables(length, width) if tables is None else tables
+    # a layer's own tables are for its base_len; a sequence of another length gets its own
+    band, index = gram_tables(length, width) if tables is None or tables[0].shape[-1] != length else tables
     band, index = band.to(z.device, z.dtype), index.to(z.device)
     # diagonals[t, d] = G[t, t + d] where t + d < L; the band never reads the others (the next row's values):
     # the window of lag d starting at a ends at t = a + shifts - 1 <= L - 1 - d
