@@ -37,6 +37,8 @@ TRAINING_ONLY_MODEL = ("init_lam", "lam_lr", "huber_delta", "optimizer", "lr_sch
 
 RESUMED_MODEL = ("init_lam", "lam_lr", "optimizer", "lr_scheduler")
 """Training settings a resume cannot change: Lightning restores the optimizer's and scheduler's state."""
+KERNEL_CHOICES = frozenset({"fused", "foreach", "capturable"})  # an optimizer's kernel, not its update: a resume
+# may change it (a run started before configs/djia.yaml asked for fused AdamW resumes with that config)
 
 TRAINING_KEY = "forecast_training"
 """The checkpoint entry that records the optimizer and LR scheduler settings (class path and arguments)."""
@@ -54,10 +56,8 @@ class SettingConflictError(UserError):
 
 
 def read_checkpoint(path: str) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``), or raise a one-line :class:`CheckpointError`.
-
-    Cached while the file stays the same, and shared: callers must not modify it. In today's layout (upgraded).
-    """
+    """Load a checkpoint safely (``weights_only=True``), or raise a one-line :class:`CheckpointError`; cached while the
+    file stays the same, and shared: callers must not modify it. In today's layout (upgraded)."""
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(f"checkpoint not found: {path}; pass an existing .ckpt file (or last / best)")
@@ -264,7 +264,7 @@ def _differences(key: str, value: Any, theirs: Any) -> list[tuple[str, Any, Any]
     """``(dotted key, given, checkpoint's)`` of each leaf where ``value`` differs from ``theirs`` (an optimizer's
     ``lr``, not its whole dictionary)."""
     if isinstance(value, dict) and isinstance(theirs, dict) and value.get("class_path") == theirs.get("class_path"):
-        names = sorted(set(value) | set(theirs))  # the flag has no "init_args": --model.optimizer.lr
+        names = sorted((set(value) | set(theirs)) - KERNEL_CHOICES)  # no "init_args" in --model.optimizer.lr
         inner = [(key if name == "init_args" else f"{key}.{name}", value.get(name), theirs.get(name)) for name in names]
         return [found for args in inner for found in _differences(*args)]
     return [] if value == theirs else [(key, value, theirs)]

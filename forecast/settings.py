@@ -106,27 +106,41 @@ def parse_with_checkpoint(parser: Any, argv: list[str], runs_of: Any) -> Parsed:
 BATCH_LIMITS = tuple(f"limit_{stage}_batches" for stage in ("train", "val", "test", "predict"))
 
 
+def _yaml(value: str, files: bool = True) -> Any:
+    """An option's value: the file it names (with ``files``), else the text itself (an inline config), as YAML;
+    None where it is neither (the parser says what is wrong with it)."""
+    try:
+        return yaml.safe_load(Path(value).read_text() if files and Path(value).is_file() else value)
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+
+
 def one_batch_limits(argv: list[str]) -> set[str]:
-    """The Trainer's ``limit_*_batches`` that the command line, or a config file it names, last set to the integer 1.
+    """The Trainer's ``limit_*_batches`` that the command line, or a config it gives, last set to the integer 1.
 
     Lightning reads an int as a count of batches and a float as a share of them; jsonargparse hands its ``int |
     float`` values over as floats, so ``--trainer.limit_train_batches 1`` would be 1.0, every batch. The caller gives
-    these back their one batch; any other number means the same as an int or a float.
+    these back their one batch; any other number means the same as an int or a float. Read: ``--config`` (a file or
+    inline; its ``trainer`` section, or its subcommand's), ``--trainer`` (a file or inline) and
+    ``--trainer.limit_*_batches``, each with a space or ``=``.
     """
+    sub = next((token for token in argv if token in ("fit", "validate", "test", "predict")), None)
     last: dict[str, bool] = {}
     for i, token in enumerate(argv):
         name, equals, value = token.partition("=")
         if not equals:
             value = argv[i + 1] if i + 1 < len(argv) else ""
-        if name == "--config" and Path(value).is_file():
-            try:
-                loaded = yaml.safe_load(Path(value).read_text())
-            except (OSError, yaml.YAMLError):
-                continue  # the parser has said what is wrong with the file
-            trainer = loaded.get("trainer") if isinstance(loaded, dict) else None
-            for key, set_to in (trainer if isinstance(trainer, dict) else {}).items():
-                if key in BATCH_LIMITS:
-                    last[key] = type(set_to) is int and set_to == 1
-        elif name.startswith("--trainer.") and name[len("--trainer.") :] in BATCH_LIMITS:
-            last[name[len("--trainer.") :]] = value.strip().isdigit() and int(value) == 1
+        sets: Any = None
+        if name == "--config":
+            loaded = _yaml(value)
+            sections = [loaded, loaded.get(sub)] if isinstance(loaded, dict) else []
+            found = [section.get("trainer") for section in sections if isinstance(section, dict)]
+            sets = {k: v for trainer in found if isinstance(trainer, dict) for k, v in trainer.items()}
+        elif name == "--trainer":
+            sets = _yaml(value)
+        elif name.startswith("--trainer."):
+            sets = {name[len("--trainer.") :]: _yaml(value, files=False)}
+        for key, set_to in sets.items() if isinstance(sets, dict) else ():
+            if key in BATCH_LIMITS:
+                last[key] = type(set_to) is int and set_to == 1
     return {key for key, one in last.items() if one}

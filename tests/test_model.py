@@ -310,3 +310,22 @@ def test_an_anchored_model_learns_its_drift_from_the_training_days_and_keeps_it(
     assert Forecaster.load_from_checkpoint(path).adjustment.drift.item() == pytest.approx(expected, rel=1e-12)
     with pytest.raises(ValueError, match="learns its drift from the training days of a StockDataModule"):
         Forecaster(anchor="mean_return").adjustment.learn(object(), "fit")
+
+
+def test_a_training_step_under_bf16_autocast_solves_in_float32(batch):
+    # --trainer.precision bf16-mixed: the Gram comes in bf16, the ridge solve runs in float32, gradients flow back
+    from forecast.nn.ridge import ridge_solve_normal
+
+    torch.manual_seed(0)
+    model = Forecaster()
+    square = torch.randn(4, 3, 3)
+    gram, cross = (square @ square.mT + torch.eye(3)).bfloat16(), torch.randn(4, 3, 2).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.training_loss(batch)
+        w = ridge_solve_normal(gram, cross, torch.tensor(0.1))
+    assert w.dtype == torch.float32
+    torch.testing.assert_close(w, ridge_solve_normal(gram.float(), cross.float(), torch.tensor(0.1)), rtol=0, atol=0)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert torch.isfinite(loss) and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert model.predictor.ridge.raw_lam.grad.abs() > 0

@@ -2,6 +2,7 @@
 the command line; resume vs warm start."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -137,6 +138,14 @@ def test_the_optimizer_is_recorded_and_a_resume_cannot_change_it(run, tmp_path):
         assert result.returncode == 2, result.stderr[-2000:]
         assert message in result.stderr and "--init_from" in result.stderr
         assert "Traceback" not in result.stderr
+    # the optimizer's kernel is not its update: asking for the fused one is no conflict, and the resume uses it
+    copy = tmp_path / "copy"  # the shared run stays as it is
+    shutil.copytree(run, copy)
+    args = ["fit", *FIT, "--data.horizon", "5", "--ckpt_path", str(run_dir(copy) / "checkpoints" / "last.ckpt")]
+    resumed = run_main([*args, "--model.optimizer.fused", "true", "--trainer.max_epochs", "2"], copy)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    again = torch.load(run_dir(copy) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert again["epoch"] == 1 and again[TRAINING_KEY]["optimizer"]["init_args"]["fused"] is True
 
 
 def test_a_warm_start_is_a_new_run_from_the_checkpoints_weights(run, tmp_path):
@@ -196,6 +205,13 @@ def test_one_batch_limits_are_the_integer_ones_last_given(tmp_path):
     assert one_batch_limits(["fit", "--trainer.limit_val_batches", "0.5", "--config", str(config)]) == {
         "limit_val_batches"
     }
+    # a config before the subcommand (its section), inline configs, the whole trainer group
+    (tmp_path / "top.yaml").write_text("fit:\n  trainer:\n    limit_train_batches: 1\n")
+    assert one_batch_limits(["--config", str(tmp_path / "top.yaml"), "fit"]) == {"limit_train_batches"}
+    assert one_batch_limits(["--config", str(tmp_path / "top.yaml"), "test"]) == set()
+    assert one_batch_limits(["fit", "--config", '{"trainer": {"limit_test_batches": 1}}']) == {"limit_test_batches"}
+    assert one_batch_limits(["fit", "--trainer", '{"limit_val_batches": 1}']) == {"limit_val_batches"}
+    assert one_batch_limits(["fit", "--config", str(tmp_path / "missing.yaml")]) == set()
 
 
 def test_limit_train_batches_1_trains_one_batch_an_epoch(tmp_path):

@@ -65,6 +65,7 @@ class _TimeGram(torch.autograd.Function):
         # autograd's own backward of zᵀ @ z takes one product per operand and adds two (B, E, L) gradients, one
         # of them transposed in memory: one product of z with the (L, L) symmetric part costs half as much
         (z,) = ctx.saved_tensors
+        grad = grad.to(z.dtype)  # under autocast the forward's product, and so its gradient, is in lower precision
         return z @ (grad + grad.mT)
 
 

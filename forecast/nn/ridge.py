@@ -112,7 +112,7 @@ def ridge_solve_normal(
     semi-definite) and ``cross = xᵀy`` ``(B, p, h)``. When there are many more rows than features this is far
     cheaper than solving from the rows: the caller forms the statistics once (one batched product, often for x and
     y together) and everything here is ``p × p``. Only the symmetric part of ``gram`` is used, so its gradient is
-    symmetric too.
+    symmetric too. Under autocast (mixed precision) the solve runs in float32 or wider, and so does ``w``.
 
     Args:
         gram: ``(B, p, p)``.
@@ -134,6 +134,10 @@ def ridge_solve_normal(
             f"ridge_solve_normal: expected gram (B, p, p) and cross (B, p, h), got {tuple(gram.shape)} and "
             f"{tuple(cross.shape)}"
         )
+    if torch.is_autocast_enabled(gram.device.type):  # mixed precision: the p × p solve in float32 at least
+        with torch.autocast(gram.device.type, enabled=False):
+            wide = [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in (gram, cross, lam_t)]
+            return ridge_solve_normal(*wide, check=check, factorisation=factorisation)
     _check_lam_and_dtype("ridge_solve_normal", gram, cross, lam_t, ("gram", "cross"))
     if factorisation == "unrolled":
         p = gram.shape[-1]
